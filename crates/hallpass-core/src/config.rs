@@ -1,0 +1,757 @@
+//! `hallpass.toml` as typed values.
+//!
+//! The file is read once into a raw, span-carrying form (`Raw*`), checked, and
+//! turned into [`Config`], whose values are ready to use: domains lower-cased
+//! and validated, networks parsed, paths resolved against the directory of the
+//! config file. Every key has a default that works on a fresh machine.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Problem, Problems, toml_problem};
+use crate::model::{Action, Confidence};
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from (for messages; relative paths were resolved against its directory).
+    pub source: PathBuf,
+    /// Who the school is.
+    pub organisation: Organisation,
+    /// The SMTP listener.
+    pub smtp: Smtp,
+    /// The next hop.
+    pub upstream: Upstream,
+    /// Spool and store.
+    pub storage: Storage,
+    /// Shared counters (Redis), if any.
+    pub counters: Counters,
+    /// The DPO console.
+    pub console: Console,
+    /// Where detector files are.
+    pub detectors: Detectors,
+    /// Rule actions and thresholds.
+    pub rules: Rules,
+    /// Limits on what one message may cost to read.
+    pub limits: Limits,
+}
+
+/// `[organisation]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    /// Display name, used in notifications.
+    pub name: String,
+    /// The school's own domains; their subdomains count as internal too.
+    pub internal_domains: Vec<String>,
+    /// Trusted external organisations.
+    pub partner_domains: Vec<String>,
+}
+
+/// `[smtp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Clients that may relay without AUTH.
+    pub allowed_networks: Vec<Cidr>,
+    /// STARTTLS certificate (PEM), with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// STARTTLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Largest message accepted, advertised in SIZE.
+    pub max_message_size: u64,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// Relay over SMTP to `host:port`.
+    Smtp(String),
+    /// Write each delivered copy as an `.eml` file into a folder (trials).
+    Dir(PathBuf),
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    /// Spool and embedded store.
+    pub path: PathBuf,
+    /// A shared store (`postgres://…`); the embedded SQLite store when absent.
+    pub url: Option<String>,
+}
+
+/// `[counters]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// `redis://…`; the store keeps the counters when absent.
+    pub url: Option<String>,
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Console {
+    /// Address and port of the web console.
+    pub listen: SocketAddr,
+}
+
+/// `[detectors]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detectors {
+    /// Folder of `*.toml` detector files.
+    pub path: PathBuf,
+}
+
+/// `[rules.*]`: what each rule does and its thresholds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// `[rules.personal_data_external]`.
+    pub personal_data_external: PersonalDataRule,
+    /// `[rules.password_in_same_message]`.
+    pub password_in_same_message: Action,
+    /// `[rules.misdirected_domain]`.
+    pub misdirected_domain: Action,
+    /// `[rules.bulk_send]`.
+    pub bulk_send: BulkSendRule,
+    /// `[rules.cc_exposure]`.
+    pub cc_exposure: CcExposureRule,
+    /// `[rules.unscannable]`.
+    pub unscannable: Action,
+}
+
+/// `[rules.personal_data_external]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalDataRule {
+    /// What to do.
+    pub action: Action,
+    /// Findings below this confidence are reported but not acted on.
+    pub min_confidence: Confidence,
+    /// Partners may receive personal data without a hold.
+    pub partners_allowed: bool,
+}
+
+/// `[rules.bulk_send]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkSendRule {
+    /// What to do.
+    pub action: Action,
+    /// More than this many non-internal recipients in one message fires.
+    pub max_recipients: u32,
+    /// More than this many external recipients from one sender within the window fires.
+    pub window_recipients: u32,
+    /// The sliding window, in seconds.
+    pub window_seconds: u64,
+}
+
+/// `[rules.cc_exposure]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CcExposureRule {
+    /// What to do.
+    pub action: Action,
+    /// This many external addresses visible in To/Cc fires.
+    pub threshold: u32,
+}
+
+/// `[limits]`: what reading one message may cost before the part that went
+/// over is marked unscannable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// MIME parts read per message.
+    pub max_parts: u32,
+    /// Nesting of attached messages and archives.
+    pub max_depth: u32,
+    /// Text extracted per message, in bytes.
+    pub max_text_bytes: u64,
+}
+
+/// An IP network such as `127.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` is inside this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 client seen on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or network like 10.0.0.0/8"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file from disk.
+    pub fn load(path: &Path) -> Result<Config, Problems> {
+        match std::fs::read_to_string(path) {
+            Ok(src) => Config::from_toml(path, &src),
+            Err(e) => Err(Problems(vec![Problem {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the configuration file: {e}"),
+            }])),
+        }
+    }
+
+    /// Parses and checks `src`, the text of the file at `path`. Relative paths
+    /// in it are resolved against the directory of `path`.
+    pub fn from_toml(path: &Path, src: &str) -> Result<Config, Problems> {
+        let raw: RawConfig =
+            toml::from_str(src).map_err(|e| Problems(vec![toml_problem(path, src, &e)]))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut problems = Problems::default();
+        let mut at = |span: std::ops::Range<usize>, msg: String| {
+            problems.push(Problem::at(path, src, Some(span), msg))
+        };
+
+        let internal_domains = domains(&raw.organisation.internal_domains, &mut at);
+        let partner_domains = domains(&raw.organisation.partner_domains, &mut at);
+        if internal_domains.is_empty() {
+            at(0..0, "[organisation] internal_domains is empty: name the school's own mail domains, e.g. [\"lumen.sch.uk\"]".into());
+        }
+
+        let mut allowed_networks = Vec::new();
+        for n in &raw.smtp.allowed_networks {
+            match n.get_ref().parse::<Cidr>() {
+                Ok(c) => allowed_networks.push(c),
+                Err(e) => at(n.span(), e),
+            }
+        }
+        let smtp_listen = socket_addr(&raw.smtp.listen, &mut at);
+        let console_listen = socket_addr(&raw.console.listen, &mut at);
+        if raw.smtp.tls_cert.is_some() != raw.smtp.tls_key.is_some() {
+            let span = raw
+                .smtp
+                .tls_cert
+                .as_ref()
+                .or(raw.smtp.tls_key.as_ref())
+                .map_or(0..0, Spanned::span);
+            at(span, "set both tls_cert and tls_key, or neither".into());
+        }
+        if raw.smtp.max_message_size == 0 {
+            at(0..0, "[smtp] max_message_size must be more than 0".into());
+        }
+
+        let upstream = {
+            let a = raw.upstream.address.get_ref().trim();
+            if let Some(dir) = a.strip_prefix("dir:") {
+                Upstream::Dir(base.join(dir))
+            } else if a
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            {
+                Upstream::Smtp(a.to_string())
+            } else {
+                at(
+                    raw.upstream.address.span(),
+                    format!("upstream address `{a}` must be host:port or dir:PATH"),
+                );
+                Upstream::Smtp(a.to_string())
+            }
+        };
+
+        let r = &raw.rules;
+        let bulk = &r.bulk_send;
+        for (v, name) in [
+            (&bulk.max_recipients, "max_recipients"),
+            (&bulk.window_recipients, "window_recipients"),
+            (&r.cc_exposure.threshold, "threshold"),
+        ] {
+            if *v.get_ref() == 0 {
+                at(v.span(), format!("{name} must be at least 1"));
+            }
+        }
+        if *bulk.window_seconds.get_ref() == 0 {
+            at(
+                bulk.window_seconds.span(),
+                "window_seconds must be at least 1".into(),
+            );
+        }
+        if raw.limits.max_depth == 0 || raw.limits.max_parts == 0 || raw.limits.max_text_bytes == 0
+        {
+            at(0..0, "[limits] values must be more than 0".into());
+        }
+
+        let config = Config {
+            source: path.to_path_buf(),
+            organisation: Organisation {
+                name: raw.organisation.name,
+                internal_domains,
+                partner_domains,
+            },
+            smtp: Smtp {
+                listen: smtp_listen,
+                allowed_networks,
+                tls_cert: raw.smtp.tls_cert.map(|p| base.join(p.into_inner())),
+                tls_key: raw.smtp.tls_key.map(|p| base.join(p.into_inner())),
+                max_message_size: raw.smtp.max_message_size,
+            },
+            upstream,
+            storage: Storage {
+                path: base.join(raw.storage.path),
+                url: raw.storage.url,
+            },
+            counters: Counters {
+                url: raw.counters.url,
+            },
+            console: Console {
+                listen: console_listen,
+            },
+            detectors: Detectors {
+                path: base.join(raw.detectors.path),
+            },
+            rules: Rules {
+                personal_data_external: PersonalDataRule {
+                    action: r.personal_data_external.action,
+                    min_confidence: r.personal_data_external.min_confidence,
+                    partners_allowed: r.personal_data_external.partners_allowed,
+                },
+                password_in_same_message: r.password_in_same_message.action,
+                misdirected_domain: r.misdirected_domain.action,
+                bulk_send: BulkSendRule {
+                    action: bulk.action,
+                    max_recipients: *bulk.max_recipients.get_ref(),
+                    window_recipients: *bulk.window_recipients.get_ref(),
+                    window_seconds: *bulk.window_seconds.get_ref(),
+                },
+                cc_exposure: CcExposureRule {
+                    action: r.cc_exposure.action,
+                    threshold: *r.cc_exposure.threshold.get_ref(),
+                },
+                unscannable: r.unscannable.action,
+            },
+            limits: Limits {
+                max_parts: raw.limits.max_parts,
+                max_depth: raw.limits.max_depth,
+                max_text_bytes: raw.limits.max_text_bytes,
+            },
+        };
+        problems.into_result(config)
+    }
+
+    /// The configuration used when no file is given at all (tests, `scan` of a
+    /// single message in a tool): the shipped defaults with no domains.
+    pub fn defaults_for(internal: &[&str], partner: &[&str]) -> Config {
+        let src = format!(
+            "[organisation]\ninternal_domains = {:?}\npartner_domains = {:?}\n",
+            internal, partner
+        );
+        Config::from_toml(Path::new("defaults.toml"), &src).expect("the defaults are valid")
+    }
+}
+
+fn domains(
+    list: &[Spanned<String>],
+    at: &mut impl FnMut(std::ops::Range<usize>, String),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in list {
+        let v = d
+            .get_ref()
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        match check_domain(&v) {
+            Ok(()) => out.push(v),
+            Err(why) => at(
+                d.span(),
+                format!("`{}` is not a mail domain: {why}", d.get_ref()),
+            ),
+        }
+    }
+    out
+}
+
+/// Checks that `d` (lower-case) is a plausible mail domain: at least two
+/// labels of letters, digits and hyphens.
+pub fn check_domain(d: &str) -> Result<(), &'static str> {
+    if d.is_empty() || d.len() > 253 {
+        return Err("it must be 1 to 253 characters");
+    }
+    if d.contains('@') {
+        return Err("give the domain only, without a user and @");
+    }
+    let labels: Vec<&str> = d.split('.').collect();
+    if labels.len() < 2 {
+        return Err("it needs at least two labels, like school.sch.uk");
+    }
+    for l in labels {
+        if l.is_empty() || l.len() > 63 {
+            return Err("each label must be 1 to 63 characters");
+        }
+        if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err("labels may hold letters, digits and hyphens only (write IDNs as xn--)");
+        }
+        if l.starts_with('-') || l.ends_with('-') {
+            return Err("a label cannot start or end with a hyphen");
+        }
+    }
+    Ok(())
+}
+
+fn socket_addr(
+    s: &Spanned<String>,
+    at: &mut impl FnMut(std::ops::Range<usize>, String),
+) -> SocketAddr {
+    s.get_ref().parse().unwrap_or_else(|_| {
+        at(
+            s.span(),
+            format!(
+                "`{}` is not an address and port like 127.0.0.1:2525",
+                s.get_ref()
+            ),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    })
+}
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    organisation: RawOrganisation,
+    #[serde(default)]
+    smtp: RawSmtp,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    counters: RawCounters,
+    #[serde(default)]
+    console: RawConsole,
+    #[serde(default)]
+    detectors: RawDetectors,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOrganisation {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    internal_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    partner_domains: Vec<Spanned<String>>,
+}
+
+fn spanned<T>(v: T) -> Spanned<T> {
+    Spanned::new(0..0, v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSmtp {
+    listen: Spanned<String>,
+    allowed_networks: Vec<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    max_message_size: u64,
+}
+
+impl Default for RawSmtp {
+    fn default() -> Self {
+        RawSmtp {
+            listen: spanned("127.0.0.1:2525".into()),
+            allowed_networks: vec![spanned("127.0.0.0/8".into()), spanned("::1/128".into())],
+            tls_cert: None,
+            tls_key: None,
+            max_message_size: 35 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawUpstream {
+    address: Spanned<String>,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            address: spanned("127.0.0.1:2526".into()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStorage {
+    path: String,
+    url: Option<String>,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            path: "data".into(),
+            url: None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawCounters {
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConsole {
+    listen: Spanned<String>,
+}
+
+impl Default for RawConsole {
+    fn default() -> Self {
+        RawConsole {
+            listen: spanned("127.0.0.1:8025".into()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDetectors {
+    path: String,
+}
+
+impl Default for RawDetectors {
+    fn default() -> Self {
+        RawDetectors {
+            path: "detectors".into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawRules {
+    personal_data_external: RawPersonalData,
+    password_in_same_message: RawAction<HoldDefault>,
+    misdirected_domain: RawAction<HoldDefault>,
+    bulk_send: RawBulk,
+    cc_exposure: RawCc,
+    unscannable: RawAction<HoldDefault>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPersonalData {
+    action: Action,
+    min_confidence: Confidence,
+    partners_allowed: bool,
+}
+
+impl Default for RawPersonalData {
+    fn default() -> Self {
+        RawPersonalData {
+            action: Action::Hold,
+            min_confidence: Confidence::Medium,
+            partners_allowed: true,
+        }
+    }
+}
+
+struct HoldDefault;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAction<D> {
+    action: Action,
+    #[serde(skip)]
+    _default: std::marker::PhantomData<D>,
+}
+
+impl Default for RawAction<HoldDefault> {
+    fn default() -> Self {
+        RawAction {
+            action: Action::Hold,
+            _default: std::marker::PhantomData,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBulk {
+    action: Action,
+    max_recipients: Spanned<u32>,
+    window_recipients: Spanned<u32>,
+    window_seconds: Spanned<u64>,
+}
+
+impl Default for RawBulk {
+    fn default() -> Self {
+        RawBulk {
+            action: Action::Hold,
+            max_recipients: spanned(50),
+            window_recipients: spanned(100),
+            window_seconds: spanned(3600),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCc {
+    action: Action,
+    threshold: Spanned<u32>,
+}
+
+impl Default for RawCc {
+    fn default() -> Self {
+        RawCc {
+            action: Action::Rewrite,
+            threshold: spanned(5),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    max_parts: u32,
+    max_depth: u32,
+    max_text_bytes: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_parts: 1000,
+            max_depth: 5,
+            max_text_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(src: &str) -> Result<Config, Problems> {
+        Config::from_toml(Path::new("etc/hallpass.toml"), src)
+    }
+
+    fn first_problem(src: &str) -> String {
+        load(src).unwrap_err().0[0].to_string()
+    }
+
+    #[test]
+    fn an_almost_empty_file_gets_working_defaults() {
+        let c = load("[organisation]\ninternal_domains = [\"Lumen.SCH.uk\"]\n").unwrap();
+        assert_eq!(c.organisation.internal_domains, vec!["lumen.sch.uk"]);
+        assert_eq!(c.smtp.listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.smtp.max_message_size, 36_700_160);
+        assert_eq!(c.rules.cc_exposure.action, Action::Rewrite);
+        assert_eq!(c.rules.bulk_send.max_recipients, 50);
+        assert_eq!(c.detectors.path, Path::new("etc/detectors"));
+        assert_eq!(c.upstream, Upstream::Smtp("127.0.0.1:2526".into()));
+    }
+
+    #[test]
+    fn unknown_keys_are_pointed_at() {
+        let p = first_problem(
+            "[organisation]\ninternal_domains = [\"a.sch.uk\"]\n[smtp]\nlisten_on = \"x\"\n",
+        );
+        assert!(p.starts_with("etc/hallpass.toml:4:1: "), "{p}");
+        assert!(p.contains("listen_on"), "{p}");
+    }
+
+    #[test]
+    fn a_bad_action_names_its_line() {
+        let p = first_problem(
+            "[organisation]\ninternal_domains = [\"a.sch.uk\"]\n[rules.bulk_send]\naction = \"quarantine\"\n",
+        );
+        assert!(p.starts_with("etc/hallpass.toml:4:10: "), "{p}");
+        assert!(p.contains("quarantine"), "{p}");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_not_only_the_first() {
+        let errs = load("[organisation]\ninternal_domains = [\"not a domain\", \"ok.sch.uk\", \"x@y.uk\"]\n[smtp]\nallowed_networks = [\"10.0.0.0/33\"]\nlisten = \"nowhere\"\n").unwrap_err();
+        let text = errs.to_string();
+        assert_eq!(errs.0.len(), 4, "{text}");
+        assert!(
+            text.contains("etc/hallpass.toml:2:21: `not a domain` is not a mail domain"),
+            "{text}"
+        );
+        assert!(text.contains("etc/hallpass.toml:4:21:"), "{text}");
+    }
+
+    #[test]
+    fn dir_upstream_resolves_against_the_config_folder() {
+        let c = load("[organisation]\ninternal_domains = [\"a.sch.uk\"]\n[upstream]\naddress = \"dir:../outbox\"\n").unwrap();
+        assert_eq!(c.upstream, Upstream::Dir(PathBuf::from("etc/../outbox")));
+    }
+
+    #[test]
+    fn networks_match_their_members_only() {
+        let n: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(n.contains("10.1.200.3".parse().unwrap()));
+        assert!(!n.contains("10.2.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        assert!(
+            "::1"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+    }
+}

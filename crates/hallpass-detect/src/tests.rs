@@ -1,0 +1,165 @@
+//! Behaviour of the engine itself, on small detector sets written inline.
+
+use super::*;
+
+const CTX: ValidateCtx = ValidateCtx {
+    today: (2026, 11, 23),
+};
+
+fn set(src: &str) -> DetectorSet {
+    DetectorSet::from_toml_str("t.toml", src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn hits(set: &DetectorSet, text: &str) -> Vec<(String, String, Confidence)> {
+    let mut scratch = Scratch::new(set);
+    let mut out = Vec::new();
+    set.scan(&mut scratch, text, &CTX, |h| {
+        out.push((
+            set.id(h.detector).to_string(),
+            text[h.span].to_string(),
+            h.confidence,
+        ))
+    });
+    out
+}
+
+const NHS_AND_ULN: &str = r#"
+[[detector]]
+id = "uk_nhs_number"
+patterns = ['\b[1-9]\d{2}[ -]?\d{3}[ -]?\d{4}\b']
+validator = "nhs_mod11"
+context = ["nhs", "patient"]
+exclude = ["tel", "mob"]
+confidence_with_context = "high"
+confidence_without_context = "low"
+
+[[detector]]
+id = "uk_uln"
+patterns = ['\b[1-9]\d{9}\b']
+validator = "uln"
+context = ["uln"]
+confidence_with_context = "high"
+confidence_without_context = "none"
+"#;
+
+#[test]
+fn context_raises_confidence_and_exclusion_drops() {
+    let s = set(NHS_AND_ULN);
+    assert_eq!(
+        hits(&s, "NHS number 943 476 5919."),
+        vec![(
+            "uk_nhs_number".into(),
+            "943 476 5919".into(),
+            Confidence::High
+        )]
+    );
+    assert_eq!(
+        hits(&s, "ref 943 476 5919."),
+        vec![(
+            "uk_nhs_number".into(),
+            "943 476 5919".into(),
+            Confidence::Low
+        )]
+    );
+    assert!(hits(&s, "Tel: 9434765919").is_empty());
+    // The nearer word wins: the NHS label is closer than the phone label.
+    assert_eq!(hits(&s, "tel 0161 496 0000, NHS 9434765919").len(), 1);
+}
+
+#[test]
+fn two_detectors_can_match_the_same_characters() {
+    let s = set(NHS_AND_ULN);
+    // 9276308686 is a valid ULN; is it also a valid NHS number? Either way the
+    // ULN must be found with its context, whatever the NHS detector says.
+    let found = hits(&s, "ULN 9276308686");
+    assert!(
+        found
+            .iter()
+            .any(|(d, v, c)| d == "uk_uln" && v == "9276308686" && *c == Confidence::High),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn failed_checksums_are_not_findings() {
+    let s = set(NHS_AND_ULN);
+    assert!(hits(&s, "NHS number 943 476 5918").is_empty());
+}
+
+#[test]
+fn words_inside_other_words_are_not_context() {
+    let s = set(NHS_AND_ULN);
+    // "uln" inside "vulnerable" is not the ULN label.
+    assert!(hits(&s, "vulnerable 9276308686").is_empty());
+}
+
+#[test]
+fn line_scope_keeps_context_on_its_line() {
+    let s = set(r#"
+[[detector]]
+id = "date_of_birth"
+patterns = ['\b\d{1,2}/\d{1,2}/\d{4}\b']
+validator = "date_of_birth"
+context = ["dob", "date of birth"]
+context_scope = "line"
+context_window = 60
+confidence_with_context = "high"
+confidence_without_context = "none"
+"#);
+    assert_eq!(hits(&s, "DOB: 04/05/2014").len(), 1);
+    assert!(hits(&s, "DOB: 04/05/2014\nStart date: 03/09/2024").len() == 1);
+    assert!(hits(&s, "Sports day is on 12/07/2025").is_empty());
+}
+
+#[test]
+fn problems_are_reported_with_file_line_and_column() {
+    let err = DetectorSet::from_toml_str(
+        "d.toml",
+        r#"
+[[detector]]
+id = "Bad-Id"
+patterns = ['(unclosed']
+validator = "nope"
+confidence_with_context = "high"
+confidence_without_context = "sometimes"
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("d.toml:3:6: detector id `Bad-Id`"), "{err}");
+    assert!(err.contains("d.toml:4:13: bad regular expression"), "{err}");
+    assert!(
+        err.contains("d.toml:5:13: unknown validator `nope`"),
+        "{err}"
+    );
+    assert!(err.contains("d.toml:7:30: confidence `sometimes`"), "{err}");
+}
+
+#[test]
+fn unknown_keys_and_duplicates_are_refused() {
+    let err = DetectorSet::from_toml_str("d.toml", "[[detector]]\nid = \"a\"\npattern = ['x']\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("d.toml:3:1:"), "{err}");
+    let dup = "[[detector]]\nid = \"a\"\npatterns = ['x']\nconfidence_with_context = \"low\"\nconfidence_without_context = \"low\"\n";
+    let err = DetectorSet::from_toml_str("d.toml", &format!("{dup}{dup}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("d.toml:7:6: detector `a` is already defined at d.toml:2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn patterns_matching_nothing_are_refused() {
+    let err = DetectorSet::from_toml_str("d.toml", "[[detector]]\nid = \"a\"\npatterns = ['x*']\nconfidence_with_context = \"low\"\nconfidence_without_context = \"low\"\n").unwrap_err().to_string();
+    assert!(err.contains("matches the empty string"), "{err}");
+}
+
+#[test]
+fn masking_keeps_the_last_three() {
+    assert_eq!(mask("943 476 5919"), "*******919");
+    assert_eq!(mask("AB 12 34 56 C"), "******56C");
+    assert_eq!(mask("ab"), "ab");
+}
