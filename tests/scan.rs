@@ -47,19 +47,27 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn every_fixture_gets_the_verdict_rules_and_detectors_of_the_manifest() {
+/// Scans every `.eml` directly in `dir` and compares with `dir/manifest.toml`;
+/// writes `NAME.failed` beside a mismatch with what was found.
+fn check_manifest(dir: &str, at_least: usize) {
     let manifest: Manifest =
-        toml::from_str(&std::fs::read_to_string(root().join("fixtures/manifest.toml")).unwrap())
+        toml::from_str(&std::fs::read_to_string(root().join(dir).join("manifest.toml")).unwrap())
             .unwrap();
     assert!(
-        manifest.message.len() >= 60,
-        "the corpus has at least 60 messages"
+        manifest.message.len() >= at_least,
+        "{dir} has at least {at_least} messages"
     );
-    let out = hallpass(&["scan", "--json", "fixtures/"]);
+    let paths: Vec<String> = manifest
+        .message
+        .iter()
+        .map(|m| format!("{dir}/{}", m.file))
+        .collect();
+    let mut args = vec!["scan", "--json"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = hallpass(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&stdout(&out));
-    let on_disk = std::fs::read_dir(root().join("fixtures"))
+    let on_disk = std::fs::read_dir(root().join(dir))
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -69,22 +77,19 @@ fn every_fixture_gets_the_verdict_rules_and_detectors_of_the_manifest() {
                 .is_some_and(|x| x == "eml")
         })
         .count();
-    assert_eq!(lines.len(), on_disk, "one line per .eml file");
     assert_eq!(
         manifest.message.len(),
         on_disk,
-        "every fixture is in the manifest"
+        "every .eml in {dir} is in its manifest"
     );
+    assert_eq!(lines.len(), on_disk, "one line per message");
 
     let mut failures = Vec::new();
-    for want in &manifest.message {
-        let path = format!("fixtures/{}", want.file);
-        let Some(got) = lines.iter().find(|l| l["file"] == path.as_str()) else {
-            failures.push(format!("{path}: no output line"));
-            continue;
-        };
+    for (want, got) in manifest.message.iter().zip(&lines) {
+        let path = format!("{dir}/{}", want.file);
+        assert_eq!(got["file"], path.as_str(), "output comes in input order");
         let verdict = got["verdict"].as_str().unwrap();
-        let rules: Vec<&str> = got["rules"]
+        let mut got_rules: Vec<&str> = got["rules"]
             .as_array()
             .unwrap()
             .iter()
@@ -98,18 +103,20 @@ fn every_fixture_gets_the_verdict_rules_and_detectors_of_the_manifest() {
             .collect();
         detectors.sort_unstable();
         detectors.dedup();
-        let mut want_rules: Vec<&str> = want.rules.iter().map(String::as_str).collect();
-        let mut got_rules = rules.clone();
-        want_rules.sort_unstable();
         got_rules.sort_unstable();
+        let mut want_rules: Vec<&str> = want.rules.iter().map(String::as_str).collect();
+        want_rules.sort_unstable();
         let mut want_det: Vec<&str> = want.detectors.iter().map(String::as_str).collect();
         want_det.sort_unstable();
+        let failed = root().join(format!("{path}.failed"));
         if verdict != want.verdict || got_rules != want_rules || detectors != want_det {
             failures.push(format!(
                 "{path} ({}):\n    want {} {:?} {:?}\n    got  {verdict} {got_rules:?} {detectors:?}",
                 want.about, want.verdict, want_rules, want_det
             ));
-            std::fs::write(root().join(format!("{path}.failed")), format!("{got}\n")).ok();
+            std::fs::write(failed, format!("{got}\n")).ok();
+        } else {
+            let _ = std::fs::remove_file(failed);
         }
     }
     assert!(
@@ -119,6 +126,16 @@ fn every_fixture_gets_the_verdict_rules_and_detectors_of_the_manifest() {
         manifest.message.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn every_fixture_gets_the_verdict_rules_and_detectors_of_the_manifest() {
+    check_manifest("fixtures", 60);
+}
+
+#[test]
+fn every_attachment_fixture_gets_the_verdict_of_its_manifest() {
+    check_manifest("fixtures/attachments", 20);
 }
 
 #[test]

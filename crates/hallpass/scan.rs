@@ -98,7 +98,11 @@ pub fn run(engine: &Engine, paths: &[PathBuf], format: Format) -> ExitCode {
                             .ok_or_else(|| "standard input could not be read".to_string()),
                     };
                     let line = bytes.map(|b| {
-                        let report = engine.scan(&mut ws, &b, None, opts);
+                        let start = std::time::Instant::now();
+                        let budget =
+                            std::time::Duration::from_millis(engine.config().limits.time_budget_ms);
+                        let report = engine
+                            .scan_within(&mut ws, &b, None, opts, &|| start.elapsed() > budget);
                         render(&src.name(), &report, format)
                     });
                     if tx.send((i, line)).is_err() {

@@ -165,6 +165,17 @@ pub struct Limits {
     pub max_depth: u32,
     /// Text extracted per message, in bytes.
     pub max_text_bytes: u64,
+    /// Bytes decompressed from archives and documents per message.
+    pub max_decompressed_bytes: u64,
+    /// Largest decompressed/compressed ratio of one archive member (zip bombs).
+    pub max_ratio: u32,
+    /// Members read from one archive.
+    pub max_members: u32,
+    /// Objects in one PDF.
+    pub max_pdf_objects: u32,
+    /// Time to read one message, in milliseconds; what is left unread then is
+    /// unscannable.
+    pub time_budget_ms: u64,
 }
 
 /// An IP network such as `127.0.0.0/8` or `::1/128`.
@@ -370,6 +381,11 @@ impl Config {
                 max_parts: raw.limits.max_parts,
                 max_depth: raw.limits.max_depth,
                 max_text_bytes: raw.limits.max_text_bytes,
+                max_decompressed_bytes: raw.limits.max_decompressed_bytes,
+                max_ratio: raw.limits.max_ratio,
+                max_members: raw.limits.max_members,
+                max_pdf_objects: raw.limits.max_pdf_objects,
+                time_budget_ms: raw.limits.time_budget_ms,
             },
         };
         problems.into_result(config)
@@ -667,6 +683,11 @@ struct RawLimits {
     max_parts: u32,
     max_depth: u32,
     max_text_bytes: u64,
+    max_decompressed_bytes: u64,
+    max_ratio: u32,
+    max_members: u32,
+    max_pdf_objects: u32,
+    time_budget_ms: u64,
 }
 
 impl Default for RawLimits {
@@ -675,6 +696,11 @@ impl Default for RawLimits {
             max_parts: 1000,
             max_depth: 5,
             max_text_bytes: 64 * 1024 * 1024,
+            max_decompressed_bytes: 200 * 1024 * 1024,
+            max_ratio: 200,
+            max_members: 10_000,
+            max_pdf_objects: 200_000,
+            time_budget_ms: 20_000,
         }
     }
 }

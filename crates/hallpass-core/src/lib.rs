@@ -12,8 +12,10 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod date;
 pub mod diag;
 pub mod model;
+pub mod words;
 
 pub use config::Config;
 pub use diag::{Problem, Problems};

@@ -121,9 +121,6 @@ pub struct Finding {
     pub count: u32,
     /// The highest confidence among them.
     pub confidence: Confidence,
-    /// True when the location is inside an encrypted container that hallpass
-    /// opened with a password found in the same message.
-    pub in_encrypted: bool,
 }
 
 /// What hallpass learnt about one attachment.

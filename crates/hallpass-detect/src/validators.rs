@@ -509,85 +509,6 @@ pub fn date_of_birth(b: &[u8], ctx: &ValidateCtx) -> bool {
     y >= 1900 && (y, m, d) < (ty, tm, td)
 }
 
-/// Words that follow "password is" or "password:" in ordinary sentences
-/// about passwords rather than in a password itself.
-const NOT_A_SECRET: &[&[u8]] = &[
-    b"a",
-    b"above",
-    b"again",
-    b"all",
-    b"an",
-    b"and",
-    b"any",
-    b"as",
-    b"at",
-    b"attached",
-    b"available",
-    b"being",
-    b"below",
-    b"blank",
-    b"by",
-    b"case",
-    b"changed",
-    b"correct",
-    b"different",
-    b"enclosed",
-    b"expired",
-    b"for",
-    b"forgotten",
-    b"from",
-    b"has",
-    b"have",
-    b"here",
-    b"in",
-    b"incorrect",
-    b"is",
-    b"it",
-    b"known",
-    b"locked",
-    b"my",
-    b"needed",
-    b"new",
-    b"no",
-    b"not",
-    b"now",
-    b"of",
-    b"on",
-    b"only",
-    b"or",
-    b"our",
-    b"please",
-    b"protected",
-    b"required",
-    b"reset",
-    b"same",
-    b"secure",
-    b"sensitive",
-    b"sent",
-    b"separate",
-    b"separately",
-    b"set",
-    b"still",
-    b"strong",
-    b"that",
-    b"the",
-    b"their",
-    b"then",
-    b"this",
-    b"to",
-    b"too",
-    b"unchanged",
-    b"updated",
-    b"valid",
-    b"weak",
-    b"what",
-    b"will",
-    b"with",
-    b"wrong",
-    b"your",
-    b"yours",
-];
-
 /// The value after `password is`, `password:`, `pwd=`, `PIN:`…: present, at
 /// least four characters, and not an ordinary word of a sentence about
 /// passwords. A PIN must be 4–8 digits.
@@ -612,8 +533,7 @@ pub fn credential_value(b: &[u8]) -> bool {
     if keyword.eq_ignore_ascii_case(b"pin") {
         return value.len() <= 8 && value.iter().all(u8::is_ascii_digit);
     }
-    let lower: Vec<u8> = value.to_ascii_lowercase();
-    !NOT_A_SECRET.contains(&lower.as_slice())
+    std::str::from_utf8(value).is_ok_and(|v| !hallpass_core::words::is_not_a_secret(v))
 }
 
 #[cfg(test)]

@@ -153,25 +153,44 @@ impl Engine {
         envelope: Option<&Envelope>,
         opts: &ScanOptions,
     ) -> Report {
+        self.scan_within(ws, raw, envelope, opts, &|| false)
+    }
+
+    /// [`Engine::scan`] within a time budget: `over_budget` is asked between
+    /// parts and archive members; the caller owns the clock
+    /// (`[limits] time_budget_ms`).
+    pub fn scan_within(
+        &self,
+        ws: &mut Workspace,
+        raw: &[u8],
+        envelope: Option<&Envelope>,
+        opts: &ScanOptions,
+        over_budget: &dyn Fn() -> bool,
+    ) -> Report {
         let ctx = ValidateCtx { today: opts.today };
         let mut tally = Tally::default();
         let mut explained = Vec::new();
         let detectors = &self.detectors;
-        let info = hallpass_extract::read_message(raw, &self.config.limits, &mut |seg| {
-            let loc = tally.location(seg.location);
-            detectors.scan(&mut ws.scratch, seg.text, &ctx, |hit| {
-                tally.add(loc, hit.detector, seg.view, hit.confidence);
-                if opts.explain && explained.len() < MAX_EXPLAINED {
-                    explained.push(Explained {
-                        detector: detectors.id(hit.detector).clone(),
-                        location: seg.location.clone(),
-                        masked: hallpass_detect::mask(&seg.text[hit.span.clone()]),
-                        confidence: hit.confidence,
-                        context: hit.context_word.map(|w| detectors.word(w).to_string()),
-                    });
-                }
-            });
-        });
+        let info = hallpass_extract::read_message_within(
+            raw,
+            &self.config.limits,
+            over_budget,
+            &mut |seg| {
+                let loc = tally.location(seg.location);
+                detectors.scan(&mut ws.scratch, seg.text, &ctx, |hit| {
+                    tally.add(loc, hit.detector, seg.view, hit.confidence);
+                    if opts.explain && explained.len() < MAX_EXPLAINED {
+                        explained.push(Explained {
+                            detector: detectors.id(hit.detector).clone(),
+                            location: seg.location.clone(),
+                            masked: hallpass_detect::mask(&seg.text[hit.span.clone()]),
+                            confidence: hit.confidence,
+                            context: hit.context_word.map(|w| detectors.word(w).to_string()),
+                        });
+                    }
+                });
+            },
+        );
         let findings = tally.findings(detectors);
 
         let recipients: Vec<String> = match envelope {
@@ -200,7 +219,7 @@ impl Engine {
             findings: &findings,
             attachments: &info.attachments,
             unscannable: !info.unscannable.is_empty(),
-            password_in_message: None,
+            password_in_message: info.password_in_message,
             sender_window_count: opts.sender_window_count,
         });
         let mut counts = RecipientCounts::default();
@@ -276,27 +295,12 @@ impl Tally {
                 location: self.locations[loc as usize].clone(),
                 count: c.whole + c.text.max(c.html),
                 confidence: c.confidence.unwrap_or(Confidence::Low),
-                in_encrypted: false,
             })
             .collect()
     }
 }
 
-/// The calendar date of a count of days since 1970-01-01 (proleptic
-/// Gregorian), for callers that read the clock and pass today in.
-pub fn civil_from_days(days: i64) -> (u16, u8, u8) {
-    // Howard Hinnant's algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as u16, m as u8, d as u8)
-}
+pub use hallpass_core::date::civil_from_days;
 
 #[cfg(test)]
 mod tests;

@@ -97,6 +97,8 @@ fn cards_ibans_and_bank_accounts() {
         vec![("uk_bank_account".into(), Confidence::High)]
     );
     assert!(ids("On 12-05-24 we met.").is_empty());
+    // The digits of a foreign IBAN can pass for a card; the IBAN label says otherwise.
+    assert_eq!(ids("IBAN DE89 3704 0044 0532 0130 00"), vec!["iban"]);
 }
 
 #[test]

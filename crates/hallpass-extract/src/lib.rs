@@ -14,7 +14,12 @@
 //! knows nothing of detectors or policy: it hands out text and forgets it.
 #![deny(missing_docs)]
 
+mod archive;
 pub mod html;
+mod office;
+mod ole;
+pub mod passwords;
+mod pdf;
 pub mod sniff;
 pub mod table;
 
@@ -70,6 +75,13 @@ pub struct MessageInfo {
     pub unscannable: Vec<(Location, String)>,
     /// Bytes of text handed out.
     pub text_bytes: u64,
+    /// Passwords written in the message ("the password is Tulip42"), to try
+    /// on its encrypted attachments. Never printed or logged.
+    pub password_candidates: Vec<String>,
+    /// An encrypted attachment travels with its password: `High` when a
+    /// candidate opened it, `Medium` when candidates sit beside an encrypted
+    /// attachment that could not be tried or did not open.
+    pub password_in_message: Option<hallpass_core::Confidence>,
 }
 
 /// Reads binary attachments of one kind into text. The seam for PDF, Office,
@@ -84,22 +96,45 @@ pub trait Extractor: Send + Sync {
 /// The extractors for binary kinds. Text, CSV, HTML and messages are read by
 /// the walk itself; images and media are not text and hold nothing hallpass
 /// can read without OCR.
-fn extractor_for(_kind: Kind) -> Option<&'static dyn Extractor> {
-    None
+fn extractor_for(kind: Kind) -> Option<&'static dyn Extractor> {
+    match kind {
+        Kind::Zip => Some(&archive::Zip),
+        Kind::SevenZip | Kind::Rar => Some(&archive::Other),
+        Kind::Ole => Some(&ole::Ole),
+        Kind::Pdf => Some(&pdf::Pdf),
+        Kind::Rtf => Some(&office::Rtf),
+        _ => None,
+    }
 }
 
 /// Reads `raw` and hands every piece of text to `sink`.
 pub fn read_message(raw: &[u8], limits: &Limits, sink: &mut dyn FnMut(Segment<'_>)) -> MessageInfo {
+    read_message_within(raw, limits, &|| false, sink)
+}
+
+/// Like [`read_message`], asking `over_budget` between parts, archive members
+/// and sheets whether the message's time is up; what is left then is
+/// unscannable. The caller owns the clock, so this crate reads none.
+pub fn read_message_within(
+    raw: &[u8],
+    limits: &Limits,
+    over_budget: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(Segment<'_>),
+) -> MessageInfo {
     let mut walk = Walk {
         limits,
         sink,
+        over_budget,
         parts: 0,
         depth: 0,
         stopped: false,
+        decompressed: 0,
+        opened: false,
         info: MessageInfo::default(),
     };
     match MessageParser::default().parse(raw) {
         Some(msg) if !msg.headers().is_empty() => {
+            walk.info.password_candidates = passwords::from_message(&msg);
             walk.info.from = msg.from().and_then(first_address);
             walk.info.to = addresses(msg.to());
             walk.info.cc = addresses(msg.cc());
@@ -116,6 +151,16 @@ pub fn read_message(raw: &[u8], limits: &Limits, sink: &mut dyn FnMut(Segment<'_
             walk.emit(&body, &text, View::Whole);
         }
     }
+    let encrypted = walk.info.attachments.iter().any(|a| a.encrypted);
+    walk.info.password_in_message = match (
+        encrypted,
+        walk.opened,
+        walk.info.password_candidates.is_empty(),
+    ) {
+        (true, true, _) => Some(hallpass_core::Confidence::High),
+        (true, false, false) => Some(hallpass_core::Confidence::Medium),
+        _ => None,
+    };
     walk.info
 }
 
@@ -140,13 +185,97 @@ fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
 pub struct Walk<'s> {
     limits: &'s Limits,
     sink: &'s mut dyn FnMut(Segment<'_>),
+    over_budget: &'s dyn Fn() -> bool,
     parts: u32,
     depth: u32,
     stopped: bool,
+    decompressed: u64,
+    opened: bool,
     info: MessageInfo,
 }
 
 impl Walk<'_> {
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        self.limits
+    }
+
+    /// Passwords written in the message, to try on encrypted attachments.
+    pub fn passwords(&self) -> &[String] {
+        &self.info.password_candidates
+    }
+
+    /// Marks the attachment at `location` as protected by a password or
+    /// encryption hallpass recognises: what the school's policy asks for.
+    pub fn mark_encrypted(&mut self, location: &Location) {
+        if let Some(a) = self
+            .info
+            .attachments
+            .iter_mut()
+            .rev()
+            .find(|a| &a.location == location)
+        {
+            a.encrypted = true;
+            a.scanned = false;
+        }
+    }
+
+    /// Names the attachment at `location` more precisely once its container
+    /// has been looked into (`docx`, `xlsx`, `odt`, …).
+    pub fn set_kind(&mut self, location: &Location, kind: &'static str) {
+        if let Some(a) = self
+            .info
+            .attachments
+            .iter_mut()
+            .rev()
+            .find(|a| &a.location == location)
+        {
+            a.kind = kind;
+        }
+    }
+
+    /// Records that a password from the message opened the attachment at
+    /// `location`; its content is then scanned like any other.
+    pub fn password_opened(&mut self, location: &Location) {
+        self.opened = true;
+        if let Some(a) = self
+            .info
+            .attachments
+            .iter_mut()
+            .rev()
+            .find(|a| &a.location == location)
+        {
+            a.scanned = true;
+        }
+    }
+
+    /// Counts `bytes` against the message's decompression budget. An `Err`
+    /// says which limit was passed; the caller stops and returns it.
+    pub fn decompressed(&mut self, bytes: u64) -> Result<(), String> {
+        self.decompressed = self.decompressed.saturating_add(bytes);
+        if self.decompressed > self.limits.max_decompressed_bytes {
+            Err(format!(
+                "more than {} bytes unpacked from one message",
+                self.limits.max_decompressed_bytes
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads a file found inside another (an archive member, a document's
+    /// embedded file) one level deeper, within the depth limit.
+    pub fn nested_file(&mut self, location: Location, data: &[u8], name: &str) {
+        if self.depth + 1 > self.limits.max_depth {
+            let reason = format!("nested more than {} levels deep", self.limits.max_depth);
+            self.unscannable(&location, &reason);
+            return;
+        }
+        self.depth += 1;
+        self.attachment(location, data, name, "");
+        self.depth -= 1;
+    }
+
     /// Hands a piece of text on, within the limit on text per message. Returns
     /// false once the limit is reached (the location is then unscannable).
     pub fn emit(&mut self, location: &Location, text: &str, view: View) -> bool {
@@ -243,8 +372,18 @@ impl Walk<'_> {
             Kind::Image | Kind::Media => self.not_text(&location),
             _ => match extractor_for(kind) {
                 Some(ex) => {
-                    if let Err(reason) = ex.extract(data, &location, self) {
-                        self.unscannable(&location, &reason);
+                    // A panic in a parser library must cost one attachment, not
+                    // the message or the process.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ex.extract(data, &location, self)
+                    }));
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(reason)) => self.unscannable(&location, &reason),
+                        Err(_) => self.unscannable(
+                            &location,
+                            &format!("the {} reader failed on this file", kind.as_str()),
+                        ),
                     }
                 }
                 None => self.unscannable(
@@ -269,7 +408,27 @@ impl Walk<'_> {
         }
     }
 
+    /// False once the message's time budget is spent (the location is then
+    /// unscannable and the walk stops). Extractors call it between members.
+    pub fn in_time(&mut self, location: &Location) -> bool {
+        if self.stopped {
+            return false;
+        }
+        if (self.over_budget)() {
+            self.unscannable(
+                location,
+                "reading this message took longer than the time budget",
+            );
+            self.stopped = true;
+            return false;
+        }
+        true
+    }
+
     fn count_part(&mut self, location: &Location) -> bool {
+        if !self.in_time(location) {
+            return false;
+        }
         self.parts += 1;
         if self.parts > self.limits.max_parts {
             if self.parts == self.limits.max_parts + 1 {
@@ -406,10 +565,16 @@ impl Walk<'_> {
     }
 
     fn push_info(&mut self, location: &Location, kind: Kind, size: usize) {
+        self.note_file(location, kind.as_str(), size as u64);
+    }
+
+    /// Lists a file found at `location` (an attachment or an archive member)
+    /// that the walk has not listed yet: scanned until said otherwise.
+    pub fn note_file(&mut self, location: &Location, kind: &'static str, size: u64) {
         self.info.attachments.push(AttachmentInfo {
             location: location.clone(),
-            kind: kind.as_str(),
-            size: size as u64,
+            kind,
+            size,
             encrypted: false,
             scanned: true,
             unscannable: None,
@@ -417,5 +582,7 @@ impl Walk<'_> {
     }
 }
 
+#[cfg(test)]
+mod container_tests;
 #[cfg(test)]
 mod tests;

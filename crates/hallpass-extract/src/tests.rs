@@ -4,9 +4,8 @@ use super::*;
 
 fn limits() -> Limits {
     Limits {
-        max_parts: 1000,
-        max_depth: 5,
         max_text_bytes: 1 << 20,
+        ..hallpass_core::Config::defaults_for(&["lumen.sch.uk"], &[]).limits
     }
 }
 
@@ -186,4 +185,23 @@ fn broken_base64_marks_the_part_unscannable() {
     for a in &info.attachments {
         assert!(a.scanned || a.unscannable.is_some());
     }
+}
+
+#[test]
+fn over_the_time_budget_the_rest_is_unscannable() {
+    let raw = "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/csv; name=\"a.csv\"\r\nContent-Disposition: attachment; filename=\"a.csv\"\r\n\r\nUPN\r\nX\r\n--b--\r\n";
+    let calls = std::cell::Cell::new(0);
+    // The budget runs out after the first part.
+    let over = || {
+        calls.set(calls.get() + 1);
+        calls.get() > 1
+    };
+    let info = read_message_within(raw.as_bytes(), &limits(), &over, &mut |_| {});
+    assert!(
+        info.unscannable
+            .iter()
+            .any(|(_, r)| r.contains("time budget")),
+        "{:?}",
+        info.unscannable
+    );
 }

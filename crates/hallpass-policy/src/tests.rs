@@ -14,7 +14,6 @@ fn finding(confidence: Confidence) -> Finding {
         location: Location::attachment("class.csv"),
         count: 28,
         confidence,
-        in_encrypted: false,
     }
 }
 
