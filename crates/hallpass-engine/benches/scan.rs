@@ -186,3 +186,75 @@ fn scan_typical_message(bencher: divan::Bencher) {
             held
         });
 }
+
+/// Messages with one large attachment each, through the whole pipeline.
+mod attachments {
+    use super::*;
+    use hallpass_fixtures::{Cell, Rng, docx, message_with, xlsx};
+
+    fn scan_one(bencher: divan::Bencher, raw: Vec<u8>) {
+        let engine = engine();
+        let mut ws = engine.workspace();
+        bencher.counter(BytesCount::new(raw.len())).bench_local(|| {
+            engine
+                .scan(&mut ws, divan::black_box(&raw), None, &OPTS)
+                .findings
+                .len()
+        });
+    }
+
+    /// A 2,000-row class list (name, UPN, date of birth as a date serial,
+    /// NHS number as a number). Target: well under 100 ms.
+    #[divan::bench(sample_count = 20)]
+    fn xlsx_2000_rows(bencher: divan::Bencher) {
+        let mut rng = Rng::new(1);
+        let text = |t: &str| Cell::Text(t.to_string());
+        let mut rows = vec![vec![
+            text("Name"),
+            text("UPN"),
+            text("Date of birth"),
+            text("NHS number"),
+        ]];
+        for i in 0..2000 {
+            let (_, serial) = hallpass_fixtures::date_of_birth(&mut rng);
+            let nhs: String = hallpass_fixtures::nhs_number(&mut rng)
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            rows.push(vec![
+                text(&format!("Pupil {i}")),
+                text(&hallpass_fixtures::upn(&mut rng)),
+                Cell::Number(f64::from(serial)),
+                Cell::Number(nhs.parse().unwrap()),
+            ]);
+        }
+        scan_one(
+            bencher,
+            message_with(
+                "List",
+                "p@example.com",
+                "List attached.",
+                "list.xlsx",
+                &xlsx("All pupils", &rows),
+            ),
+        );
+    }
+
+    /// A 50-page report (about 25,000 words). Target: well under 100 ms.
+    #[divan::bench(sample_count = 20)]
+    fn docx_50_pages(bencher: divan::Bencher) {
+        let para = "The pupil has made good progress in reading this term and now reads fluently with expression; targets for next term focus on inference and writing at length. ";
+        let paras: Vec<String> = (0..1000).map(|i| format!("{i}. {para}")).collect();
+        let refs: Vec<&str> = paras.iter().map(String::as_str).collect();
+        scan_one(
+            bencher,
+            message_with(
+                "Reports",
+                "p@example.com",
+                "Reports attached.",
+                "reports.docx",
+                &docx(&refs, "Lumen Primary"),
+            ),
+        );
+    }
+}

@@ -7,7 +7,13 @@
 use crate::table::Table;
 
 /// Tags whose content is never shown.
-const HIDDEN: &[&str] = &["script", "style", "head", "template", "title", "noscript"];
+/// (`noscript` is not among them: mail clients run no scripts, so they show it.)
+const HIDDEN: &[&str] = &["script", "style", "head", "template", "title"];
+
+/// Characters that draw nothing: dropped, so they cannot split a number.
+const INVISIBLE: &[char] = &[
+    '\u{00AD}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}',
+];
 
 /// Tags that start a new line.
 const BLOCKS: &[&str] = &[
@@ -49,6 +55,9 @@ pub fn to_text(html: &str) -> String {
     let b = html.as_bytes();
     let mut i = 0;
     let mut hidden: Option<&'static str> = None;
+    // Where the next '>' is (or `None` once there is none left), so that a
+    // run of '<' that start no tag costs linear time, not quadratic.
+    let mut next_gt: Option<Option<usize>> = None;
     while i < b.len() {
         match b[i] {
             b'<' => {
@@ -61,7 +70,20 @@ pub fn to_text(html: &str) -> String {
                 let starts_tag = b
                     .get(i + 1)
                     .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'));
-                let Some(close) = memchr::memchr(b'>', &b[i..]).filter(|_| starts_tag) else {
+                let gt = if starts_tag {
+                    match next_gt {
+                        Some(Some(p)) if p > i => Some(p),
+                        Some(None) => None,
+                        _ => {
+                            let p = memchr::memchr(b'>', &b[i..]).map(|p| p + i);
+                            next_gt = Some(p);
+                            p
+                        }
+                    }
+                } else {
+                    None
+                };
+                let Some(close) = gt.map(|p| p - i) else {
                     if hidden.is_none() {
                         out.push_char('<');
                     }
@@ -73,7 +95,9 @@ pub fn to_text(html: &str) -> String {
                 let (closing, name) = tag_name(tag);
                 i = end;
                 if let Some(h) = hidden {
-                    if closing && name.eq_ignore_ascii_case(h) {
+                    // An unclosed <head> ends where the body starts.
+                    let body = h == "head" && !closing && name.eq_ignore_ascii_case("body");
+                    if closing && name.eq_ignore_ascii_case(h) || body {
                         hidden = None;
                     }
                     continue;
@@ -156,7 +180,8 @@ struct Out {
 struct TableState {
     table: Table,
     row: Vec<String>,
-    row_has_th: bool,
+    row_th: usize,
+    row_td: usize,
     cell: Option<String>,
 }
 
@@ -171,6 +196,9 @@ impl Out {
 
     fn push_char(&mut self, c: char) {
         let c = if c == '\u{a0}' { ' ' } else { c };
+        if INVISIBLE.contains(&c) {
+            return;
+        }
         if c.is_whitespace() {
             self.space_pending = true;
             return;
@@ -196,7 +224,8 @@ impl Out {
             "table" if !closing => self.tables.push(TableState {
                 table: Table::default(),
                 row: Vec::new(),
-                row_has_th: false,
+                row_th: 0,
+                row_td: 0,
                 cell: None,
             }),
             "table" => self.end_table(),
@@ -209,7 +238,11 @@ impl Out {
                 if !closing {
                     let t = self.tables.last_mut().expect("checked");
                     t.cell = Some(String::new());
-                    t.row_has_th |= name == "th";
+                    if name == "th" {
+                        t.row_th += 1;
+                    } else {
+                        t.row_td += 1;
+                    }
                 }
             }
             _ if BLOCKS.contains(&name) => self.newline(),
@@ -229,8 +262,11 @@ impl Out {
     fn end_row(&mut self) {
         if let Some(t) = self.tables.last_mut() {
             let row = std::mem::take(&mut t.row);
-            let th = std::mem::take(&mut t.row_has_th);
-            t.table.row(row, th);
+            // A row of <th> only is a header; <th> beside <td> is a label
+            // and its value (a key/value table), read across.
+            let th = std::mem::take(&mut t.row_th);
+            let td = std::mem::take(&mut t.row_td);
+            t.table.row(row, th > 0 && td == 0);
         }
     }
 
@@ -300,5 +336,45 @@ mod tests {
             "x <b unclosed 943 476 5919"
         );
         assert_eq!(to_text("x &unknown; y"), "x &unknown; y");
+    }
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::to_text;
+
+    #[test]
+    fn many_bare_angle_brackets_are_all_text() {
+        // Quadratic scanning here would take minutes; linear, milliseconds.
+        let input = format!("{}a>", "<a".repeat(200_000));
+        assert_eq!(to_text(&input).trim(), "");
+        let input = "<".repeat(200_000);
+        assert_eq!(to_text(&input), input);
+        let input = "<a ".repeat(200_000);
+        assert_eq!(to_text(&input), input.trim_end());
+    }
+
+    #[test]
+    fn an_unclosed_head_ends_at_body() {
+        let t = to_text("<html><head><meta charset=utf-8><body><p>NHS number 999 526 0182");
+        assert!(t.contains("NHS number 999 526 0182"), "{t:?}");
+    }
+
+    #[test]
+    fn noscript_is_shown_by_mail_clients() {
+        assert!(to_text("<noscript>NHS 999 526 0182</noscript>").contains("999 526 0182"));
+    }
+
+    #[test]
+    fn invisible_characters_do_not_split_numbers() {
+        assert_eq!(to_text("943&#8203;476&#x200B;5919").trim(), "9434765919");
+    }
+
+    #[test]
+    fn a_key_value_table_keeps_label_and_value_on_one_line() {
+        let t = to_text(
+            "<table><tr><th>Date of birth</th><td>04/05/2014</td></tr><tr><th>UPN</th><td>X</td></tr></table>",
+        );
+        assert!(t.contains("Date of birth\t04/05/2014"), "{t:?}");
     }
 }

@@ -17,18 +17,30 @@ pub struct Table {
 
 impl Table {
     /// Adds a row. `marked_header` is true when the source says it is one
-    /// (`<th>`). The first row is taken as the header when it is marked, or
-    /// when it has at least two cells and no digits (labels, not data).
+    /// (every cell a `<th>`). The first row of two or more cells is taken as
+    /// the header when it is marked, or when no cell holds more than two
+    /// digits (labels such as "Year 7", not data). A one-cell row before it
+    /// (a title) is passed through and does not count as the first row.
     pub fn row(&mut self, cells: Vec<String>, marked_header: bool) {
         if cells.iter().all(String::is_empty) {
             return;
         }
+        if self.rows_seen == 0 && cells.len() == 1 {
+            self.out.push_str(&cells[0]);
+            self.out.push('\n');
+            return;
+        }
         let first = self.rows_seen == 0;
         self.rows_seen += 1;
+        let label_like = |c: &String| {
+            c.is_empty()
+                || c.chars().any(char::is_alphabetic)
+                    && c.bytes().filter(u8::is_ascii_digit).count() <= 2
+        };
         if first
             && cells.len() >= 2
             && cells.len() <= MAX_LABELLED_COLUMNS
-            && (marked_header || cells.iter().all(|c| !c.bytes().any(|b| b.is_ascii_digit())))
+            && (marked_header || cells.iter().all(label_like))
         {
             self.out.push_str(&cells.join("\t"));
             self.out.push('\n');
@@ -71,9 +83,10 @@ fn label(cell: &str) -> String {
 /// Reads CSV (or TSV, or semicolon-separated as European Excel writes it) into
 /// a table.
 pub fn csv_to_text(text: &str) -> String {
-    let first_line = text.lines().next().unwrap_or("");
-    let count = |c: char| first_line.matches(c).count();
-    let delimiter = [(b',', count(',')), (b'\t', count('\t')), (b';', count(';'))]
+    // The delimiter is the one most used on the first lines (a title line
+    // above the table has none).
+    let count = |c: char| text.lines().take(5).map(|l| l.matches(c).count()).max();
+    let delimiter = [(b';', count(';')), (b'\t', count('\t')), (b',', count(','))]
         .into_iter()
         .max_by_key(|&(_, n)| n)
         .map_or(b',', |(d, _)| d);
@@ -110,6 +123,13 @@ mod tests {
     fn a_first_row_with_numbers_is_data_not_a_header() {
         let t = csv_to_text("1,2\n3,4\n");
         assert_eq!(t, "1\t2\n3\t4\n");
+    }
+
+    #[test]
+    fn a_title_row_does_not_hide_the_header_below_it() {
+        let t = csv_to_text("Class list 7B\nName,Year 7 UPN\nAmy,A820200114001\n");
+        assert!(t.starts_with("Class list 7B\nName\tYear 7 UPN\n"), "{t}");
+        assert!(t.contains("Year 7 UPN: A820200114001"), "{t}");
     }
 
     #[test]
