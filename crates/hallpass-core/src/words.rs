@@ -1,6 +1,8 @@
 //! Words that follow "password is" or "password:" in ordinary sentences about
-//! passwords rather than in a password itself. Shared by the credential
-//! detector and the search for passwords to try on encrypted attachments.
+//! passwords rather than in a password itself ("password: must be changed",
+//! "password: reset-link sent"). Shared by the credential detector and the
+//! search for passwords to try on encrypted attachments, so both read the same
+//! sentence the same way.
 
 const NOT_A_SECRET: &[&str] = &[
     "a",
@@ -82,7 +84,429 @@ const NOT_A_SECRET: &[&str] = &[
     "follows",
 ];
 
-/// True when `word` (any case) is an ordinary word, not a secret.
-pub fn is_not_a_secret(word: &str) -> bool {
-    NOT_A_SECRET.iter().any(|w| w.eq_ignore_ascii_case(word))
+/// Common English words, sorted: function words and the vocabulary of notices
+/// about accounts and passwords. A value made only of these, in lower case and
+/// joined by hyphens, is prose ("must", "reset-link"). Words that people use as
+/// passwords (welcome, summer, monkey, admin, default, changeme…) are left out
+/// on purpose: "password: welcome" is a credential.
+const COMMON_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "above",
+    "access",
+    "account",
+    "accounts",
+    "active",
+    "add",
+    "address",
+    "after",
+    "again",
+    "agreed",
+    "all",
+    "allowed",
+    "already",
+    "also",
+    "always",
+    "am",
+    "an",
+    "and",
+    "any",
+    "anyone",
+    "applied",
+    "are",
+    "as",
+    "ask",
+    "asked",
+    "at",
+    "attached",
+    "automatic",
+    "automatically",
+    "available",
+    "back",
+    "be",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "blank",
+    "both",
+    "box",
+    "but",
+    "by",
+    "can",
+    "cannot",
+    "case",
+    "change",
+    "character",
+    "characters",
+    "check",
+    "choose",
+    "chosen",
+    "click",
+    "code",
+    "coming",
+    "common",
+    "confirm",
+    "contact",
+    "contain",
+    "contains",
+    "copy",
+    "correct",
+    "could",
+    "create",
+    "current",
+    "details",
+    "did",
+    "different",
+    "disabled",
+    "do",
+    "does",
+    "done",
+    "down",
+    "each",
+    "either",
+    "else",
+    "email",
+    "emailed",
+    "empty",
+    "enabled",
+    "enclosed",
+    "encrypted",
+    "enter",
+    "entered",
+    "even",
+    "ever",
+    "every",
+    "expire",
+    "expired",
+    "expiry",
+    "field",
+    "file",
+    "first",
+    "follow",
+    "following",
+    "follows",
+    "for",
+    "forgot",
+    "forgotten",
+    "form",
+    "found",
+    "from",
+    "further",
+    "generated",
+    "get",
+    "give",
+    "given",
+    "go",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "held",
+    "help",
+    "her",
+    "here",
+    "hidden",
+    "him",
+    "his",
+    "how",
+    "if",
+    "in",
+    "incorrect",
+    "individual",
+    "into",
+    "invalid",
+    "is",
+    "issue",
+    "issued",
+    "it",
+    "its",
+    "just",
+    "keep",
+    "kept",
+    "known",
+    "last",
+    "later",
+    "least",
+    "length",
+    "less",
+    "let",
+    "like",
+    "link",
+    "locked",
+    "log",
+    "login",
+    "long",
+    "lost",
+    "mail",
+    "make",
+    "manager",
+    "many",
+    "match",
+    "may",
+    "me",
+    "might",
+    "minimum",
+    "missing",
+    "month",
+    "more",
+    "most",
+    "much",
+    "must",
+    "my",
+    "need",
+    "needed",
+    "never",
+    "new",
+    "next",
+    "no",
+    "none",
+    "nor",
+    "not",
+    "now",
+    "number",
+    "numbers",
+    "of",
+    "off",
+    "often",
+    "old",
+    "on",
+    "once",
+    "one",
+    "online",
+    "only",
+    "or",
+    "other",
+    "our",
+    "out",
+    "over",
+    "own",
+    "page",
+    "per",
+    "personal",
+    "phone",
+    "please",
+    "policy",
+    "portal",
+    "private",
+    "protected",
+    "provided",
+    "remember",
+    "reminder",
+    "request",
+    "requested",
+    "required",
+    "reset",
+    "rules",
+    "safe",
+    "same",
+    "save",
+    "saved",
+    "secure",
+    "security",
+    "see",
+    "send",
+    "sensitive",
+    "sent",
+    "separate",
+    "separately",
+    "set",
+    "setting",
+    "settings",
+    "share",
+    "shared",
+    "she",
+    "short",
+    "should",
+    "shown",
+    "sign",
+    "since",
+    "so",
+    "some",
+    "someone",
+    "soon",
+    "special",
+    "staff",
+    "still",
+    "strong",
+    "such",
+    "supplied",
+    "sure",
+    "system",
+    "temporary",
+    "text",
+    "than",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "though",
+    "through",
+    "time",
+    "to",
+    "today",
+    "tomorrow",
+    "too",
+    "twice",
+    "two",
+    "type",
+    "typed",
+    "unchanged",
+    "under",
+    "unique",
+    "unknown",
+    "until",
+    "up",
+    "update",
+    "updated",
+    "upon",
+    "us",
+    "use",
+    "used",
+    "user",
+    "username",
+    "valid",
+    "verification",
+    "very",
+    "via",
+    "wait",
+    "was",
+    "we",
+    "weak",
+    "week",
+    "were",
+    "what",
+    "when",
+    "where",
+    "whether",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "whose",
+    "why",
+    "will",
+    "with",
+    "within",
+    "without",
+    "would",
+    "wrong",
+    "yesterday",
+    "yet",
+    "you",
+    "your",
+    "yours",
+];
+
+/// Endings stripped to find a common word's stem ("changed", "links",
+/// "expires", "locking").
+const ENDINGS: &[&str] = &["s", "es", "d", "ed", "ing"];
+
+/// True when `value` (what follows "password is", "password:"…) is ordinary
+/// prose, not a secret: one of the sentence words above in any case, or lower-case
+/// letters and hyphens (a capital first letter allowed, as at the start of a
+/// sentence) whose every hyphen-separated part is a common English word or its
+/// plural or past form. `Tulip42`, `Kestrel-Lantern-7429` and `kestrel-lantern`
+/// are secrets; `must`, `reset-link` and `Changed` are not. Allocates nothing.
+pub fn is_not_a_secret(value: &str) -> bool {
+    if NOT_A_SECRET.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+        return true;
+    }
+    let b = value.as_bytes();
+    let lower_after_first = b
+        .iter()
+        .skip(1)
+        .all(|&c| c.is_ascii_lowercase() || c == b'-');
+    let first_ok = b.first().is_some_and(u8::is_ascii_alphabetic);
+    if !first_ok || !lower_after_first {
+        return false;
+    }
+    b.split(|&c| c == b'-').all(|part| {
+        let mut buf = [0u8; 24];
+        if part.is_empty() || part.len() > buf.len() {
+            return false;
+        }
+        buf[..part.len()].copy_from_slice(part);
+        buf[0] = buf[0].to_ascii_lowercase();
+        is_common_word(&buf[..part.len()])
+    })
+}
+
+fn is_common_word(word: &[u8]) -> bool {
+    let known = |w: &[u8]| {
+        COMMON_WORDS
+            .binary_search_by(|c| c.as_bytes().cmp(w))
+            .is_ok()
+    };
+    known(word)
+        || ENDINGS.iter().any(|e| {
+            word.strip_suffix(e.as_bytes())
+                .is_some_and(|stem| stem.len() >= 2 && known(stem))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_common_word_list_is_sorted_lower_case_and_unique() {
+        assert!(COMMON_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            COMMON_WORDS
+                .iter()
+                .all(|w| w.bytes().all(|c| c.is_ascii_lowercase()))
+        );
+    }
+
+    #[test]
+    fn sentences_about_passwords_are_not_secrets() {
+        for prose in [
+            "must",
+            "Must",
+            "reset-link",
+            "changed",
+            "expires",
+            "links",
+            "sent",
+            "Reset",
+            "below",
+            "Please",
+            "be-changed",
+            "locked",
+        ] {
+            assert!(is_not_a_secret(prose), "{prose}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_secrets() {
+        for secret in [
+            "Tulip42",
+            "Kestrel-Lantern-7429",
+            "kestrel-lantern",
+            "hunter22",
+            "welcome",
+            "changeme",
+            "admin",
+            "ResetLink",
+            "RESET-LINK",
+            "reset-",
+            "-reset",
+            "reset--link",
+            "reset_link",
+            "",
+            "3-link",
+        ] {
+            assert!(!is_not_a_secret(secret), "{secret}");
+        }
+    }
 }

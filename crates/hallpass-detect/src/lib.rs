@@ -46,7 +46,8 @@ use regex_automata::{Anchored, Input, PatternSet, meta};
 pub use load::DEFAULT_CONTEXT_WINDOW;
 pub use validators::ValidateCtx;
 
-/// Where context words count.
+/// Where context words (`context_scope`) or exclusion words
+/// (`exclude_scope`) count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Anywhere within the window.
@@ -65,6 +66,12 @@ pub struct Detector {
     window: usize,
     scope: Scope,
     exclude_window: usize,
+    /// Where exclusion words count: on the match's line (the default; in a
+    /// table the next line is the next column), or anywhere in the window.
+    exclude_scope: Scope,
+    /// An exclusion word on the match's line drops it even when a context
+    /// word is nearer.
+    exclude_wins: bool,
     with_context: Confidence,
     without_context: Option<Confidence>,
 }
@@ -196,7 +203,16 @@ impl DetectorSet {
                 &mut scratch.set,
             );
             let mut next = start + 1;
+            // One hit per detector and start, however many of its patterns
+            // match there. Pattern ids come in ascending order and each
+            // detector's patterns are numbered together, so remembering the
+            // last detector reported here is enough.
+            let mut reported: Option<usize> = None;
             for pid in scratch.set.iter() {
+                let d = usize::from(self.pattern_owner[pid.as_usize()]);
+                if reported == Some(d) {
+                    continue;
+                }
                 let end = if pid == m.pattern() {
                     m.end()
                 } else {
@@ -211,7 +227,6 @@ impl DetectorSet {
                 if end == start {
                     continue;
                 }
-                let d = usize::from(self.pattern_owner[pid.as_usize()]);
                 if self.pattern_certain[pid.as_usize()] {
                     sink(Hit {
                         detector: d,
@@ -219,6 +234,7 @@ impl DetectorSet {
                         confidence: Confidence::High,
                         context_word: None,
                     });
+                    reported = Some(d);
                     next = next.max(end);
                     continue;
                 }
@@ -241,6 +257,7 @@ impl DetectorSet {
                         confidence,
                         context_word,
                     });
+                    reported = Some(d);
                     next = next.max(end);
                 }
             }
@@ -272,7 +289,11 @@ impl DetectorSet {
 
     /// Decides the confidence of a validated candidate from the words around
     /// it: the nearest context word raises it; an exclusion word nearer than
-    /// any context word drops it (`Tel: 943 476 5919`).
+    /// any context word drops it (`Tel: 943 476 5919`). Exclusion words count
+    /// only on the match's line unless the detector says `window`: in a table
+    /// read as `Header: value` lines, the next line is another column
+    /// (`NHS number: 943 476 5919` then `Tel: …`). With `exclude_wins`, an
+    /// exclusion word on the line drops the match whatever is nearer.
     fn judge(
         &self,
         d: usize,
@@ -312,11 +333,16 @@ impl DetectorSet {
                             context = Some((distance, w.word));
                         }
                     }
-                    WordKind::Exclude
-                        if distance <= det.exclude_window
-                            && exclude.is_none_or(|best| distance < best) =>
-                    {
-                        exclude = Some(distance);
+                    WordKind::Exclude if distance <= det.exclude_window => {
+                        let same_line = !crosses_line(hay, &span, w);
+                        if same_line && det.exclude_wins {
+                            return None;
+                        }
+                        if (same_line || det.exclude_scope == Scope::Window)
+                            && exclude.is_none_or(|best| distance < best)
+                        {
+                            exclude = Some(distance);
+                        }
                     }
                     _ => {}
                 }

@@ -2,6 +2,7 @@
 //! compiled into one [`DetectorSet`].
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -72,6 +73,12 @@ struct RawDetector {
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
     exclude_window: Option<Spanned<usize>>,
+    #[serde(default)]
+    exclude_scope: Option<Spanned<String>>,
+    /// An exclusion word on the match's line drops it even when a context
+    /// word is nearer.
+    #[serde(default)]
+    exclude_wins: bool,
     confidence_with_context: Confidence,
     confidence_without_context: Spanned<String>,
 }
@@ -79,9 +86,14 @@ struct RawDetector {
 /// A detector as read, before compiling, with where it came from.
 struct Pending {
     detector: Detector,
-    patterns: Vec<(String, bool)>,
+    /// Each pattern, whether it is certain, and its span in the file.
+    patterns: Vec<(String, bool, Range<usize>)>,
     context: Vec<String>,
     exclude: Vec<String>,
+    /// Index into the sources, and the span of the id, for problems found
+    /// only when everything is compiled together.
+    source: usize,
+    id_span: Range<usize>,
 }
 
 fn syntax_config() -> syntax::Config {
@@ -148,7 +160,7 @@ impl DetectorSet {
     ) -> Result<DetectorSet, LoadError> {
         let mut pending: Vec<Pending> = Vec::new();
         let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
-        for (file, src) in sources {
+        for (source, (file, src)) in sources.iter().enumerate() {
             let raw: RawFile = match toml::from_str(src) {
                 Ok(r) => r,
                 Err(e) => {
@@ -157,10 +169,11 @@ impl DetectorSet {
                 }
             };
             for d in raw.detector {
-                let mut at = |span: std::ops::Range<usize>, msg: String| {
+                let mut at = |span: Range<usize>, msg: String| {
                     problems.push(Problem::at(file, src, Some(span), msg))
                 };
-                if let Some(p) = check_one(&d, &mut at) {
+                if let Some(mut p) = check_one(&d, &mut at) {
+                    p.source = source;
                     let id = d.id.get_ref().clone();
                     if let Some((other, line)) = seen.get(&id) {
                         at(
@@ -186,15 +199,12 @@ impl DetectorSet {
         if !problems.is_empty() {
             return Err(LoadError::Problems(problems));
         }
-        Ok(compile(pending))
+        compile(pending, sources).map_err(LoadError::Problems)
     }
 }
 
 /// Checks one detector, reporting each problem at its span; `None` when any.
-fn check_one(
-    d: &RawDetector,
-    at: &mut impl FnMut(std::ops::Range<usize>, String),
-) -> Option<Pending> {
+fn check_one(d: &RawDetector, at: &mut impl FnMut(Range<usize>, String)) -> Option<Pending> {
     let mut ok = true;
     let id = d.id.get_ref();
     if id.is_empty()
@@ -224,34 +234,22 @@ fn check_one(
             ok = false;
             continue;
         }
-        if let Err(e) = meta::Regex::builder()
+        match meta::Regex::builder()
             .syntax(syntax_config())
             .build(p.get_ref())
         {
-            // The syntax error renders the pattern with a caret over several
-            // lines; keep its one-line reason ("error: unclosed group").
-            let full = e
-                .syntax_error()
-                .map_or_else(|| e.to_string(), ToString::to_string);
-            let msg = full
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("error: "))
-                .map_or_else(
-                    || full.lines().next().unwrap_or("").trim().to_string(),
-                    str::to_string,
+            Err(e) => {
+                at(p.span(), format!("bad regular expression: {}", reason(&e)));
+                ok = false;
+            }
+            Ok(r) if r.is_match("") => {
+                at(
+                    p.span(),
+                    "this pattern matches the empty string, so it would match everywhere".into(),
                 );
-            at(p.span(), format!("bad regular expression: {msg}"));
-            ok = false;
-        } else if meta::Regex::builder()
-            .syntax(syntax_config())
-            .build(p.get_ref())
-            .is_ok_and(|r| r.is_match(""))
-        {
-            at(
-                p.span(),
-                "this pattern matches the empty string, so it would match everywhere".into(),
-            );
-            ok = false;
+                ok = false;
+            }
+            Ok(_) => {}
         }
     }
     let validator = match &d.validator {
@@ -303,6 +301,18 @@ fn check_one(
             Scope::Window
         }
     };
+    let exclude_scope = match d.exclude_scope.as_ref().map(|s| s.get_ref().as_str()) {
+        None | Some("line") => Scope::Line,
+        Some("window") => Scope::Window,
+        Some(other) => {
+            at(
+                d.exclude_scope.as_ref().unwrap().span(),
+                format!("exclude_scope `{other}` must be line or window"),
+            );
+            ok = false;
+            Scope::Line
+        }
+    };
     let mut window_of = |w: &Option<Spanned<usize>>, default: usize| match w {
         Some(w) if *w.get_ref() > 5000 => {
             at(
@@ -346,36 +356,109 @@ fn check_one(
             window,
             scope,
             exclude_window,
+            exclude_scope,
+            exclude_wins: d.exclude_wins,
             with_context: d.confidence_with_context,
             without_context,
         },
         patterns: d
             .patterns
             .iter()
-            .map(|p| (p.get_ref().clone(), false))
+            .map(|p| (p.get_ref().clone(), false, p.span()))
             .chain(
                 d.certain_patterns
                     .iter()
-                    .map(|p| (p.get_ref().clone(), true)),
+                    .map(|p| (p.get_ref().clone(), true, p.span())),
             )
             .collect(),
         context,
         exclude,
+        source: 0,
+        id_span: d.id.span(),
     })
 }
 
-fn compile(pending: Vec<Pending>) -> DetectorSet {
-    let mut patterns = Vec::new();
+/// The one-line reason of a regex build error. A syntax error renders the
+/// pattern with a caret over several lines; keep its reason ("error: unclosed
+/// group").
+fn reason(e: &meta::BuildError) -> String {
+    if let Some(limit) = e.size_limit() {
+        return format!(
+            "too large: it would compile to more than {} MiB; shorten long repetitions such as {{1000}}",
+            limit >> 20
+        );
+    }
+    let full = e
+        .syntax_error()
+        .map_or_else(|| e.to_string(), ToString::to_string);
+    full.lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(
+            || full.lines().next().unwrap_or("").trim().to_string(),
+            str::to_string,
+        )
+}
+
+/// Builds one automaton over every pattern with the engine's settings.
+fn build_all(
+    patterns: &[&str],
+    kind: regex_automata::MatchKind,
+) -> Result<meta::Regex, Box<meta::BuildError>> {
+    meta::Regex::builder()
+        .syntax(syntax_config())
+        // Room for the lazy DFA over a few dozen patterns, so it does not
+        // thrash and fall back to a slower engine on number-heavy text.
+        .configure(
+            meta::Config::new()
+                .match_kind(kind)
+                .hybrid_cache_capacity(16 << 20),
+        )
+        .build_many(patterns)
+        .map_err(Box::new)
+}
+
+/// When all patterns together fail to compile although each compiles on its
+/// own (the automaton's size limit is for the whole set), finds the pattern
+/// that takes the set over: the first `k` such that patterns `..=k` fail.
+/// Sizes only grow as patterns are added, so a binary search will do.
+fn first_failing(patterns: &[&str], kind: regex_automata::MatchKind) -> usize {
+    let (mut ok, mut bad) = (0, patterns.len());
+    while bad - ok > 1 {
+        let mid = ok + (bad - ok) / 2;
+        if build_all(&patterns[..mid], kind).is_ok() {
+            ok = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    bad.saturating_sub(1)
+}
+
+fn compile(pending: Vec<Pending>, sources: &[(PathBuf, String)]) -> Result<DetectorSet, Problems> {
+    let mut patterns: Vec<String> = Vec::new();
+    let mut pattern_at: Vec<(usize, Range<usize>)> = Vec::new();
     let mut pattern_owner = Vec::new();
     let mut pattern_certain = Vec::new();
     let mut word_index: HashMap<String, u32> = HashMap::new();
     let mut word_text: Vec<String> = Vec::new();
     let mut word_roles: Vec<Vec<(u16, WordKind)>> = Vec::new();
     let mut detectors = Vec::new();
+    let mut last_at = (0, 0..0);
+    let problem = |source: usize, span: Range<usize>, msg: String| {
+        let (file, src) = &sources[source];
+        Problems(vec![Problem::at(file, src, Some(span), msg)])
+    };
     for (i, p) in pending.into_iter().enumerate() {
-        let owner = u16::try_from(i).expect("fewer than 65536 detectors");
-        for (pat, certain) in p.patterns {
+        let Ok(owner) = u16::try_from(i) else {
+            return Err(problem(
+                p.source,
+                p.id_span,
+                format!("too many detectors: at most {} are supported", u16::MAX),
+            ));
+        };
+        for (pat, certain, span) in p.patterns {
             patterns.push(pat);
+            pattern_at.push((p.source, span));
             pattern_owner.push(owner);
             pattern_certain.push(certain);
         }
@@ -393,36 +476,55 @@ fn compile(pending: Vec<Pending>) -> DetectorSet {
                 word_roles[id as usize].push((owner, kind));
             }
         }
+        last_at = (p.source, p.id_span);
         detectors.push(p.detector);
     }
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
     let build = |kind| {
-        meta::Regex::builder()
-            .syntax(syntax_config())
-            // Room for the lazy DFA over a few dozen patterns, so it does not
-            // thrash and fall back to a slower engine on number-heavy text.
-            .configure(
-                meta::Config::new()
-                    .match_kind(kind)
-                    .hybrid_cache_capacity(16 << 20),
-            )
-            .build_many(&patterns)
-            .expect("each pattern compiled on its own")
+        build_all(&refs, kind).map_err(|e| {
+            let k = first_failing(&refs, kind);
+            let (source, span) = pattern_at.get(k).unwrap_or(&last_at).clone();
+            let message = match e.size_limit() {
+                Some(limit) => format!(
+                    "all detectors' patterns together would compile to more than {} MiB, and \
+                     this one takes them over the limit: shorten long repetitions such as {{1000}}",
+                    limit >> 20
+                ),
+                None => format!(
+                    "all detectors' patterns together do not compile ({e}), from this one on"
+                ),
+            };
+            problem(source, span, message)
+        })
     };
-    let patterns_re = build(regex_automata::MatchKind::LeftmostFirst);
-    let patterns_all = build(regex_automata::MatchKind::All);
+    let patterns_re = build(regex_automata::MatchKind::LeftmostFirst)?;
+    let patterns_all = build(regex_automata::MatchKind::All)?;
     let words = if word_text.is_empty() {
         None
     } else {
-        Some(
+        // A DFA is fastest; a very large word list may not fit one, and the
+        // default choice (a contiguous NFA) takes any list.
+        let build = |kind| {
             AhoCorasick::builder()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(kind)
                 .build(&word_text)
-                .expect("context words compile"),
-        )
+        };
+        match build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)) {
+            Ok(ac) => Some(ac),
+            Err(e) => {
+                return Err(problem(
+                    last_at.0,
+                    last_at.1,
+                    format!(
+                        "the context and exclusion words of all detectors do not compile together: {e}"
+                    ),
+                ));
+            }
+        }
     };
-    DetectorSet {
+    Ok(DetectorSet {
         detectors,
         patterns: patterns_re,
         patterns_all,
@@ -431,5 +533,5 @@ fn compile(pending: Vec<Pending>) -> DetectorSet {
         words,
         word_roles,
         word_text,
-    }
+    })
 }

@@ -163,3 +163,162 @@ fn masking_keeps_the_last_three() {
     assert_eq!(mask("AB 12 34 56 C"), "******56C");
     assert_eq!(mask("ab"), "ab");
 }
+
+#[test]
+fn exclusion_words_count_only_on_the_matchs_line() {
+    let s = set(NHS_AND_ULN);
+    // A CSV row read as `Header: value` lines: the next column's header is on
+    // the next line and says nothing about this cell.
+    assert_eq!(
+        hits(
+            &s,
+            "Name: Amira Ashdown\nNHS number: 943 476 5919\nTel: 0161 496 0000\n"
+        ),
+        vec![(
+            "uk_nhs_number".into(),
+            "943 476 5919".into(),
+            Confidence::High
+        )]
+    );
+    assert_eq!(
+        hits(&s, "943 476 5919\nmob"),
+        vec![(
+            "uk_nhs_number".into(),
+            "943 476 5919".into(),
+            Confidence::Low
+        )]
+    );
+    // On its own line an exclusion word still drops the number.
+    assert!(hits(&s, "NHS\nTel: 943 476 5919").is_empty());
+    assert!(hits(&s, "Mob 943 476 5919\nSee you then").is_empty());
+}
+
+#[test]
+fn exclude_scope_window_lets_exclusion_words_reach_other_lines() {
+    let s = set(r#"
+[[detector]]
+id = "n"
+patterns = ['\b[1-9]\d{9}\b']
+validator = "nhs_mod11"
+context = ["nhs"]
+exclude = ["tel"]
+exclude_scope = "window"
+confidence_with_context = "high"
+confidence_without_context = "low"
+"#);
+    assert!(hits(&s, "9434765919\nTel").is_empty());
+    assert_eq!(
+        hits(&s, "NHS 9434765919\nTel").len(),
+        1,
+        "the nearer label wins"
+    );
+}
+
+#[test]
+fn exclude_wins_on_the_line_even_when_context_is_nearer() {
+    let s = set(r#"
+[[detector]]
+id = "special_category"
+patterns = ['(?i)\basthma\b']
+context = ["her", "his"]
+exclude = ["policy"]
+exclude_window = 300
+exclude_scope = "window"
+exclude_wins = true
+confidence_with_context = "medium"
+confidence_without_context = "low"
+"#);
+    assert!(
+        hits(
+            &s,
+            "Under this policy a pupil with asthma keeps his or her inhaler in class."
+        )
+        .is_empty()
+    );
+    // On another line the nearer label still decides.
+    assert_eq!(
+        hits(&s, "See the policy.\nHer asthma is worse this week."),
+        vec![(
+            "special_category".into(),
+            "asthma".into(),
+            Confidence::Medium
+        )]
+    );
+    assert!(hits(&s, "Policy:\nasthma").is_empty());
+}
+
+#[test]
+fn a_detector_reports_one_hit_where_two_of_its_patterns_match() {
+    let s = set(r#"
+[[detector]]
+id = "payment_card"
+patterns = ['\b\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}\b', '\b\d{13,19}\b']
+validator = "luhn_card"
+context = ["card"]
+confidence_with_context = "high"
+confidence_without_context = "medium"
+
+[[detector]]
+id = "long_number"
+patterns = ['\b\d{16}\b']
+confidence_with_context = "low"
+confidence_without_context = "low"
+"#);
+    let found = hits(&s, "Card 4111111111111111 and card 4111 1111 1111 1111");
+    let cards: Vec<_> = found.iter().filter(|h| h.0 == "payment_card").collect();
+    assert_eq!(cards.len(), 2, "{found:?}");
+    // Another detector on the same characters is still its own finding.
+    assert_eq!(found.iter().filter(|h| h.0 == "long_number").count(), 1);
+}
+
+#[test]
+fn a_pattern_too_large_to_compile_is_a_problem_at_its_line() {
+    let err = DetectorSet::from_toml_str(
+        "big.toml",
+        "[[detector]]\nid = \"big\"\npatterns = ['\\d{1000}{1000}']\nconfidence_with_context = \"low\"\nconfidence_without_context = \"low\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("big.toml:3:13: bad regular expression: too large"),
+        "{err}"
+    );
+}
+
+#[test]
+fn patterns_too_large_together_are_a_problem_not_a_panic() {
+    // Each compiles on its own; the automaton of all of them is over the
+    // size limit. The problem points at the one that takes it over.
+    let one = |id: &str| {
+        format!(
+            "[[detector]]\nid = \"{id}\"\npatterns = ['X\\d{{100}}{{1000}}']\nconfidence_with_context = \"low\"\nconfidence_without_context = \"low\"\n"
+        )
+    };
+    let src = format!("{}\n{}", one("first"), one("second"));
+    let err = DetectorSet::from_toml_str("big.toml", &src)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "big.toml:9:13: all detectors' patterns together would compile to more than 10 MiB"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bad_exclude_scope_is_a_problem() {
+    let err = DetectorSet::from_toml_str(
+        "d.toml",
+        "[[detector]]\nid = \"a\"\npatterns = ['x']\nexclude_scope = \"page\"\nconfidence_with_context = \"low\"\nconfidence_without_context = \"low\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("d.toml:4:17: exclude_scope `page` must be line or window"),
+        "{err}"
+    );
+}
+
+mod shipped;

@@ -353,12 +353,13 @@ pub fn sort_code_account(b: &[u8]) -> bool {
     let account = groups.iter().find(|&&(_, n)| n == 8);
     match account {
         Some(&(start, _)) => {
-            let acc: Vec<u8> = b[start..]
-                .iter()
-                .filter(|c| c.is_ascii_digit())
-                .take(8)
-                .copied()
-                .collect();
+            // The account's first eight digits (its group may hold a
+            // separator), into a fixed buffer: validators allocate nothing.
+            let mut acc = [0u8; 8];
+            let account_digits = b[start..].iter().filter(|c| c.is_ascii_digit());
+            for (slot, &c) in acc.iter_mut().zip(account_digits) {
+                *slot = c;
+            }
             has_sort && !all_same(&acc)
         }
         None => false,
@@ -423,7 +424,8 @@ const MONTHS: [&[u8]; 12] = [
 ];
 
 /// Parses the common ways of writing a date (`04/05/2014`, `4.5.14`,
-/// `2014-05-04`, `4 May 2014`, `4th May 2014`, `May 4, 2014`), UK day-first.
+/// `2014-05-04`, `4 May 2014`, `4th May 2014`, `4th of May 2014`,
+/// `04-May-2014`, `04-May-14`, `May 4, 2014`), UK day-first.
 pub fn parse_date(b: &[u8], today: (u16, u8, u8)) -> Option<(u32, u32, u32)> {
     // Tokenise into up to three numbers and one month name.
     let mut nums: [(u32, usize); 3] = [(0, 0); 3];
@@ -460,6 +462,10 @@ pub fn parse_date(b: &[u8], today: (u16, u8, u8)) -> Option<(u32, u32, u32)> {
                 i += 1;
             }
             let word = &b[start..i];
+            // "4th of May 2014".
+            if word.eq_ignore_ascii_case(b"of") && nn > 0 && month_name.is_none() {
+                continue;
+            }
             if word.len() < 3 {
                 return None;
             }

@@ -114,7 +114,21 @@ fn read_member(
         })
     })?;
     let ratio_cap = compressed.saturating_mul(max_ratio).max(RATIO_FLOOR);
-    let mut out = Vec::new();
+    // A bomb usually declares its size honestly: refuse it before unpacking a
+    // byte, so memory stays flat. (A lying header is caught while reading.)
+    let declared = file.size();
+    if declared > ratio_cap {
+        return Err(MemberError::Member(format!(
+            "unpacks to more than {max_ratio} times its packed size (a zip bomb?)"
+        )));
+    }
+    if declared > walk.decompression_room() {
+        return Err(MemberError::Budget(format!(
+            "more than {} bytes unpacked from one message",
+            walk.limits().max_decompressed_bytes
+        )));
+    }
+    let mut out = Vec::with_capacity(declared.min(1 << 20) as usize);
     let mut chunk = [0u8; 64 * 1024];
     loop {
         let n = file.read(&mut chunk).map_err(|_| {

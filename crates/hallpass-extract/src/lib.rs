@@ -132,8 +132,8 @@ pub fn read_message_within(
         opened: false,
         info: MessageInfo::default(),
     };
-    match MessageParser::default().parse(raw) {
-        Some(msg) if !msg.headers().is_empty() => {
+    match parse(raw) {
+        Parsed::Message(msg) => {
             walk.info.password_candidates = passwords::from_message(&msg);
             walk.info.from = msg.from().and_then(first_address);
             walk.info.to = addresses(msg.to());
@@ -142,11 +142,12 @@ pub fn read_message_within(
             walk.info.message_id = msg.message_id().map(str::to_string);
             walk.message(&msg, None);
         }
-        _ => {
-            // Not a message at all (no headers): scan what is there as text,
-            // and say the structure could not be read.
+        unread => {
+            // Not a message at all (no headers), or one the parser failed
+            // on: scan what is there as text, and say the structure could
+            // not be read.
             let body = Location::body();
-            walk.unscannable(&body, "not a MIME message: no headers could be read");
+            walk.unscannable(&body, unread.reason());
             let text = sniff::decode_text(raw);
             walk.emit(&body, &text, View::Whole);
         }
@@ -162,6 +163,37 @@ pub fn read_message_within(
         _ => None,
     };
     walk.info
+}
+
+/// What mail-parser made of some bytes.
+enum Parsed<'x> {
+    Message(Message<'x>),
+    /// No headers: not a message.
+    NoHeaders,
+    /// The parser panicked (mail-parser 0.11 does on some malformed nested
+    /// multiparts, found by fuzzing): contained here, as the extractors'
+    /// library failures are, so it costs the part, not the process.
+    Failed,
+}
+
+impl Parsed<'_> {
+    fn reason(&self) -> &'static str {
+        match self {
+            Parsed::Failed => "the message's MIME structure could not be read",
+            _ => "not a MIME message: no headers could be read",
+        }
+    }
+}
+
+fn parse(raw: &[u8]) -> Parsed<'_> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        MessageParser::default().parse(raw)
+    }));
+    match parsed {
+        Ok(Some(msg)) if !msg.headers().is_empty() => Parsed::Message(msg),
+        Ok(_) => Parsed::NoHeaders,
+        Err(_) => Parsed::Failed,
+    }
 }
 
 fn first_address(a: &Address<'_>) -> Option<String> {
@@ -263,6 +295,16 @@ impl Walk<'_> {
         }
     }
 
+    /// Bytes that may still be unpacked from this message before
+    /// [`Walk::decompressed`] refuses: what a reader that cannot count as it
+    /// unpacks (a library that inflates a whole stream at once) must check
+    /// against beforehand.
+    pub fn decompression_room(&self) -> u64 {
+        self.limits
+            .max_decompressed_bytes
+            .saturating_sub(self.decompressed)
+    }
+
     /// Reads a file found inside another (an archive member, a document's
     /// embedded file) one level deeper, within the depth limit.
     pub fn nested_file(&mut self, location: Location, data: &[u8], name: &str) {
@@ -362,9 +404,12 @@ impl Walk<'_> {
                 let text = html::to_text(&sniff::decode_text(data));
                 self.emit(&location, &text, View::Whole);
             }
-            Kind::Message => match MessageParser::default().parse(data) {
-                Some(msg) if !msg.headers().is_empty() => self.nested(&msg, &location),
-                _ => {
+            Kind::Message => match parse(data) {
+                Parsed::Message(msg) => self.nested(&msg, &location),
+                unread => {
+                    if let Parsed::Failed = unread {
+                        self.unscannable(&location, unread.reason());
+                    }
                     let text = sniff::decode_text(data);
                     self.emit(&location, &text, View::Whole);
                 }

@@ -205,3 +205,46 @@ fn over_the_time_budget_the_rest_is_unscannable() {
         info.unscannable
     );
 }
+
+/// Found by `fuzz/` (target `message`): mail-parser 0.11 panics ("Invalid
+/// part ID, could not find multipart") on a forwarded message inside a
+/// forwarded message whose multipart never closes properly. A panic there
+/// escaped `read_message` and would take the relay's worker with it.
+const MAIL_PARSER_PANIC: &str = "Content-Type:multipart/\n boundary==_hallpass_forwarded_rfc822_nested_csv_1\n\n--=_hallpass_forwarded_rfc822_nested_csv_1Content-Type:message/rfc822\n\nContent-Type:message/rfc822\n\n\n--=_hallpass_forwarded_rfc822_nested_csv_1--";
+
+#[test]
+fn a_panic_in_the_mime_parser_makes_the_message_unscannable_not_a_crash() {
+    let (segs, info) = read(MAIL_PARSER_PANIC);
+    assert_eq!(
+        info.unscannable,
+        vec![(
+            Location::body(),
+            "the message's MIME structure could not be read".to_string()
+        )]
+    );
+    // What is there is still scanned, as text.
+    assert!(
+        text_at(&segs, "body").contains("message/rfc822"),
+        "{segs:?}"
+    );
+}
+
+#[test]
+fn a_panic_in_the_mime_parser_inside_an_attachment_costs_that_attachment() {
+    let raw = format!(
+        "From: a@lumen.sch.uk\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--outer\r\nContent-Type: application/octet-stream; name=\"old.eml\"\r\nContent-Disposition: attachment; filename=\"old.eml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--outer--\r\n",
+        hallpass_fixtures::base64(MAIL_PARSER_PANIC.as_bytes())
+    );
+    let (segs, info) = read(&raw);
+    assert_eq!(text_at(&segs, "body"), "see attached");
+    let old = Location::attachment("old.eml");
+    assert_eq!(
+        info.unscannable,
+        vec![(
+            old.clone(),
+            "the message's MIME structure could not be read".to_string()
+        )]
+    );
+    let a = info.attachments.iter().find(|a| a.location == old).unwrap();
+    assert!(!a.scanned);
+}

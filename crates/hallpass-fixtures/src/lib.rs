@@ -1,8 +1,8 @@
 //! Synthetic test data for hallpass, made in code: identifiers with valid
 //! check digits (never a real person's: NHS numbers from the 999 range, which
 //! is never issued), and attachments in the formats schools send (ZIP plain
-//! and encrypted, DOCX, XLSX, ODT, encrypted Office, legacy Word, RTF),
-//! wrapped in MIME messages.
+//! and encrypted, DOCX, XLSX, PPTX, ODT, ODS, PDF plain and encrypted,
+//! encrypted Office, legacy Word, RTF), and bombs, wrapped in MIME messages.
 //!
 //! Used by tests, and by `make-fixtures`, which writes `fixtures/attachments/`.
 
@@ -237,6 +237,12 @@ fn xml_escape(s: &str) -> String {
 /// A DOCX whose body has one paragraph per entry of `paragraphs`, and a
 /// footer.
 pub fn docx(paragraphs: &[&str], footer: &str) -> Vec<u8> {
+    docx_with(paragraphs, footer, &[])
+}
+
+/// A DOCX like [`docx`], with more members (pictures under `word/media/`,
+/// files under `word/embeddings/`).
+pub fn docx_with(paragraphs: &[&str], footer: &str, more: &[(&str, &[u8])]) -> Vec<u8> {
     let body: String = paragraphs
         .iter()
         .map(|p| {
@@ -253,23 +259,26 @@ pub fn docx(paragraphs: &[&str], footer: &str) -> Vec<u8> {
         r#"<?xml version="1.0" encoding="UTF-8"?><w:ftr xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:ftr>"#,
         xml_escape(footer)
     );
-    zip_of(
-        &[
-            ("[Content_Types].xml", br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#),
-            ("word/document.xml", doc.as_bytes()),
-            ("word/footer1.xml", foot.as_bytes()),
-        ],
-        Protection::None,
-    )
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("[Content_Types].xml", br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#),
+        ("word/document.xml", doc.as_bytes()),
+        ("word/footer1.xml", foot.as_bytes()),
+    ];
+    files.extend_from_slice(more);
+    zip_of(&files, Protection::None)
 }
 
-/// A cell of [`xlsx`]: text or a number.
+/// A cell of [`xlsx`] and [`ods`]: text, a number or a date.
 #[derive(Debug, Clone)]
 pub enum Cell {
     /// Inline string.
     Text(String),
     /// Numeric cell.
     Number(f64),
+    /// A date, as its Excel serial (days since 1899-12-30): a plain number
+    /// in XLSX (as Excel stores it, the format living in a style), a date
+    /// cell in ODS.
+    Date(u32),
 }
 
 /// An XLSX with one sheet called `sheet`.
@@ -283,6 +292,9 @@ pub fn xlsx(sheet: &str, rows: &[Vec<Cell>]) -> Vec<u8> {
             let reference = format!("{}{}", (b'A' + c as u8) as char, r + 1);
             match cell {
                 Cell::Number(n) => xml.push_str(&format!(r#"<c r="{reference}"><v>{n}</v></c>"#)),
+                Cell::Date(serial) => {
+                    xml.push_str(&format!(r#"<c r="{reference}"><v>{serial}</v></c>"#))
+                }
                 Cell::Text(t) => xml.push_str(&format!(
                     r#"<c r="{reference}" t="inlineStr"><is><t>{}</t></is></c>"#,
                     xml_escape(t)
@@ -317,22 +329,342 @@ pub fn odt(paragraphs: &[&str]) -> Vec<u8> {
     let content = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:text>{body}</office:text></office:body></office:document-content>"#
     );
+    opendocument(
+        "application/vnd.oasis.opendocument.text",
+        &[("content.xml", content.as_bytes())],
+    )
+}
+
+/// The civil date (year, month, day) of an Excel serial.
+fn civil_from_serial(serial: u32) -> (i64, u32, u32) {
+    // Howard Hinnant's civil_from_days, from 1970-01-01.
+    let z = i64::from(serial) - 25_569 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// An ODS (OpenDocument spreadsheet) with one sheet called `sheet`, as
+/// LibreOffice writes it: dates as date cells with their ISO value.
+pub fn ods(sheet: &str, rows: &[Vec<Cell>]) -> Vec<u8> {
+    let mut table = String::new();
+    for row in rows {
+        table.push_str("<table:table-row>");
+        for cell in row {
+            match cell {
+                Cell::Text(t) => table.push_str(&format!(
+                    r#"<table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell>"#,
+                    xml_escape(t)
+                )),
+                Cell::Number(n) => table.push_str(&format!(
+                    r#"<table:table-cell office:value-type="float" office:value="{n}"><text:p>{n}</text:p></table:table-cell>"#
+                )),
+                Cell::Date(serial) => {
+                    let (y, m, d) = civil_from_serial(*serial);
+                    table.push_str(&format!(
+                        r#"<table:table-cell office:value-type="date" office:date-value="{y:04}-{m:02}-{d:02}"><text:p>{d:02}/{m:02}/{y:04}</text:p></table:table-cell>"#
+                    ))
+                }
+            }
+        }
+        table.push_str("</table:table-row>");
+    }
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="{}">{table}</table:table></office:spreadsheet></office:body></office:document-content>"#,
+        xml_escape(sheet)
+    );
+    let manifest = br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
+    opendocument(
+        "application/vnd.oasis.opendocument.spreadsheet",
+        &[
+            ("content.xml", content.as_bytes()),
+            ("META-INF/manifest.xml", manifest),
+        ],
+    )
+}
+
+/// An OpenDocument container: the `mimetype` member first and stored, as
+/// the format requires, then `parts` deflated.
+fn opendocument(mimetype: &str, parts: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    // The mimetype comes first and stored, as the format requires.
     w.start_file(
         "mimetype",
         SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
     )
     .expect("in memory");
-    w.write_all(b"application/vnd.oasis.opendocument.text")
+    w.write_all(mimetype.as_bytes()).expect("in memory");
+    for (name, data) in parts {
+        w.start_file(
+            *name,
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated),
+        )
         .expect("in memory");
-    w.start_file(
-        "content.xml",
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated),
-    )
-    .expect("in memory");
-    w.write_all(content.as_bytes()).expect("in memory");
+        w.write_all(data).expect("in memory");
+    }
     w.finish().expect("in memory").into_inner()
+}
+
+/// A PPTX with one slide per entry of `slides`, each a list of paragraphs.
+pub fn pptx(slides: &[&[&str]]) -> Vec<u8> {
+    const P: &str = "http://schemas.openxmlformats.org/presentationml/2006/main";
+    const A: &str = "http://schemas.openxmlformats.org/drawingml/2006/main";
+    const R: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut overrides = String::new();
+    let mut ids = String::new();
+    let mut rels = String::new();
+    for (i, paragraphs) in slides.iter().enumerate() {
+        let n = i + 1;
+        let body: String = paragraphs
+            .iter()
+            .map(|p| format!("<a:p><a:r><a:t>{}</a:t></a:r></a:p>", xml_escape(p)))
+            .collect();
+        let slide = format!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><p:sld xmlns:a="{A}" xmlns:p="{P}" xmlns:r="{R}"><p:cSld><p:spTree><p:sp><p:txBody><a:bodyPr/>{body}</p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
+        );
+        parts.push((format!("ppt/slides/slide{n}.xml"), slide.into_bytes()));
+        overrides.push_str(&format!(r#"<Override PartName="/ppt/slides/slide{n}.xml" ContentType="application/vnd.openxmlformats-officedocument.presentationml.slide+xml"/>"#));
+        ids.push_str(&format!(r#"<p:sldId id="{}" r:id="rId{n}"/>"#, 255 + n));
+        rels.push_str(&format!(r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide" Target="slides/slide{n}.xml"/>"#));
+    }
+    let types = format!(
+        r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/ppt/presentation.xml" ContentType="application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml"/>{overrides}</Types>"#
+    );
+    let presentation = format!(
+        r#"<?xml version="1.0"?><p:presentation xmlns:p="{P}" xmlns:r="{R}"><p:sldIdLst>{ids}</p:sldIdLst></p:presentation>"#
+    );
+    let presentation_rels = format!(
+        r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{rels}</Relationships>"#
+    );
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("[Content_Types].xml", types.as_bytes()),
+        ("_rels/.rels", br#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="ppt/presentation.xml"/></Relationships>"#),
+        ("ppt/presentation.xml", presentation.as_bytes()),
+        ("ppt/_rels/presentation.xml.rels", presentation_rels.as_bytes()),
+    ];
+    files.extend(parts.iter().map(|(n, d)| (n.as_str(), d.as_slice())));
+    zip_of(&files, Protection::None)
+}
+
+/// How a PDF is protected, with the standard security handler.
+#[derive(Debug, Clone, Copy)]
+pub enum PdfLock<'a> {
+    /// Not encrypted.
+    None,
+    /// RC4 with a 40-bit key (revision 2), what old tools write.
+    Rc4_40 {
+        /// Opens it with every permission.
+        owner: &'a str,
+        /// Opens it; empty for an owner-password-only PDF, which any reader
+        /// opens.
+        user: &'a str,
+    },
+    /// RC4 with a 128-bit key (revision 3).
+    Rc4_128 {
+        /// Opens it with every permission.
+        owner: &'a str,
+        /// Opens it.
+        user: &'a str,
+    },
+    /// AES-256 (revision 6), what current readers write.
+    Aes256 {
+        /// Opens it with every permission.
+        owner: &'a str,
+        /// Opens it.
+        user: &'a str,
+    },
+}
+
+/// A PDF with one page per entry of `pages`, each page its lines in
+/// Helvetica from the top down, the page contents deflated.
+pub fn pdf(pages: &[&[&str]], lock: PdfLock<'_>) -> Vec<u8> {
+    use pdf_extract::content::{Content, Operation};
+    use pdf_extract::{Object, Stream};
+    let contents: Vec<Stream> = pages
+        .iter()
+        .map(|lines| {
+            let mut ops = vec![
+                Operation::new("BT", vec![]),
+                Operation::new("Tf", vec!["F1".into(), 11.into()]),
+                Operation::new("TL", vec![15.into()]),
+                Operation::new("Td", vec![72.into(), 760.into()]),
+            ];
+            for line in *lines {
+                ops.push(Operation::new("Tj", vec![Object::string_literal(*line)]));
+                ops.push(Operation::new("T*", vec![]));
+            }
+            ops.push(Operation::new("ET", vec![]));
+            let encoded = Content { operations: ops }.encode().expect("in memory");
+            let mut stream = Stream::new(pdf_extract::Dictionary::new(), encoded);
+            // lopdf leaves a stream too short to gain uncompressed.
+            let _ = stream.compress();
+            stream
+        })
+        .collect();
+    pdf_of(contents, &[], lock)
+}
+
+/// A PDF like [`pdf`] whose first page also shows `pictures` (JPEG data,
+/// which hallpass does not read: no OCR).
+pub fn pdf_with_pictures(pages: &[&[&str]], pictures: &[&[u8]]) -> Vec<u8> {
+    use pdf_extract::content::{Content, Operation};
+    use pdf_extract::{Object, Stream};
+    let contents: Vec<Stream> = pages
+        .iter()
+        .enumerate()
+        .map(|(n, lines)| {
+            let mut ops = Vec::new();
+            if n == 0 {
+                for i in 0..pictures.len() {
+                    ops.push(Operation::new("q", vec![]));
+                    let at: Vec<Object> = vec![
+                        200.into(),
+                        0.into(),
+                        0.into(),
+                        150.into(),
+                        72.into(),
+                        100.into(),
+                    ];
+                    ops.push(Operation::new("cm", at));
+                    ops.push(Operation::new("Do", vec![format!("Im{i}").into()]));
+                    ops.push(Operation::new("Q", vec![]));
+                }
+            }
+            ops.extend([
+                Operation::new("BT", vec![]),
+                Operation::new("Tf", vec!["F1".into(), 11.into()]),
+                Operation::new("TL", vec![15.into()]),
+                Operation::new("Td", vec![72.into(), 760.into()]),
+            ]);
+            for line in *lines {
+                ops.push(Operation::new("Tj", vec![Object::string_literal(*line)]));
+                ops.push(Operation::new("T*", vec![]));
+            }
+            ops.push(Operation::new("ET", vec![]));
+            let encoded = Content { operations: ops }.encode().expect("in memory");
+            let mut stream = Stream::new(pdf_extract::Dictionary::new(), encoded);
+            let _ = stream.compress();
+            stream
+        })
+        .collect();
+    pdf_of(contents, pictures, PdfLock::None)
+}
+
+/// A one-page PDF whose page content inflates to `mib` MiB (a line of text,
+/// then spaces): about a kilobyte per MiB, streamed so the whole is never
+/// held in memory here.
+pub fn pdf_bomb(mib: usize) -> Vec<u8> {
+    use flate2::{Compression, write::ZlibEncoder};
+    let mut e = ZlibEncoder::new(Vec::new(), Compression::best());
+    e.write_all(b"BT /F1 11 Tf 72 760 Td (Invoice attached) Tj ET\n")
+        .expect("in memory");
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..mib {
+        e.write_all(&spaces).expect("in memory");
+    }
+    let mut dict = pdf_extract::Dictionary::new();
+    dict.set("Filter", "FlateDecode");
+    let content = pdf_extract::Stream::new(dict, e.finish().expect("in memory"));
+    pdf_of(vec![content], &[], PdfLock::None)
+}
+
+/// A PDF whose pages draw `contents`, sharing Helvetica as `/F1` and
+/// `pictures` as JPEG images `/Im0`, `/Im1`, …
+fn pdf_of(contents: Vec<pdf_extract::Stream>, pictures: &[&[u8]], lock: PdfLock<'_>) -> Vec<u8> {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use pdf_extract::encryption::crypt_filters::{Aes256CryptFilter, CryptFilter};
+    use pdf_extract::{
+        Document, EncryptionState, EncryptionVersion, Object, Permissions, dictionary,
+    };
+
+    let mut doc = Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let font = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let mut images = pdf_extract::Dictionary::new();
+    for (i, jpeg) in pictures.iter().enumerate() {
+        let image = pdf_extract::Stream::new(
+            dictionary! { "Type" => "XObject", "Subtype" => "Image", "Width" => 1600,
+            "Height" => 1200, "ColorSpace" => "DeviceRGB", "BitsPerComponent" => 8,
+            "Filter" => "DCTDecode" },
+            jpeg.to_vec(),
+        );
+        images.set(format!("Im{i}"), doc.add_object(image));
+    }
+    let resources = match pictures.is_empty() {
+        true => doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font } }),
+        false => doc.add_object(
+            dictionary! { "Font" => dictionary! { "F1" => font }, "XObject" => images },
+        ),
+    };
+    let kids: Vec<Object> = contents
+        .into_iter()
+        .map(|content| {
+            let content = doc.add_object(content);
+            doc.add_object(dictionary! {
+                "Type" => "Page", "Parent" => pages_id, "Contents" => content,
+                "Resources" => resources,
+                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+            })
+            .into()
+        })
+        .collect();
+    let count = kids.len() as i64;
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    let id = Object::string_literal(b"hallpass-fixture".to_vec());
+    doc.trailer.set("ID", vec![id.clone(), id]);
+    let permissions = Permissions::PRINTABLE;
+    let state = match lock {
+        PdfLock::None => None,
+        PdfLock::Rc4_40 { owner, user } => Some(EncryptionVersion::V1 {
+            document: &doc,
+            owner_password: owner,
+            user_password: user,
+            permissions,
+        }),
+        PdfLock::Rc4_128 { owner, user } => Some(EncryptionVersion::V2 {
+            document: &doc,
+            owner_password: owner,
+            user_password: user,
+            key_length: 128,
+            permissions,
+        }),
+        PdfLock::Aes256 { owner, user } => {
+            let filter: Arc<dyn CryptFilter> = Arc::new(Aes256CryptFilter);
+            Some(EncryptionVersion::V5 {
+                encrypt_metadata: true,
+                crypt_filters: BTreeMap::from([(b"StdCF".to_vec(), filter)]),
+                // Fixed, so only the AES initialisation vectors vary.
+                file_encryption_key: &[0x5a; 32],
+                stream_filter: b"StdCF".to_vec(),
+                string_filter: b"StdCF".to_vec(),
+                owner_password: owner,
+                user_password: user,
+                permissions,
+            })
+        }
+    }
+    .map(|version| EncryptionState::try_from(version).expect("a valid encryption setup"));
+    if let Some(state) = state {
+        doc.encrypt(&state).expect("in memory");
+    }
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("in memory");
+    out
 }
 
 /// An Office document encrypted with a password, as Office stores it: an OLE
@@ -412,5 +744,91 @@ mod tests {
         let (dob, serial) = date_of_birth(&mut Rng::new(1));
         assert_eq!(dob.len(), 10);
         assert!((41_640..43_466).contains(&serial), "{serial}");
+        assert_eq!(civil_from_serial(serial), {
+            let (y, m, d) = (&dob[6..], &dob[3..5], &dob[..2]);
+            (y.parse().unwrap(), m.parse().unwrap(), d.parse().unwrap())
+        });
+    }
+
+    #[test]
+    fn pdfs_open_as_their_lock_says() {
+        use pdf_extract::{Document, LoadOptions};
+        let plain = pdf(&[&["Hello"]], PdfLock::None);
+        assert!(plain.starts_with(b"%PDF-1.7"));
+        let doc = Document::load_mem(&plain).unwrap();
+        assert_eq!(doc.get_pages().len(), 1);
+        assert!(
+            pdf_extract::extract_text_from_mem(&plain)
+                .unwrap()
+                .contains("Hello")
+        );
+        for lock in [
+            PdfLock::Rc4_40 {
+                owner: "o",
+                user: "u-pw",
+            },
+            PdfLock::Rc4_128 {
+                owner: "o",
+                user: "u-pw",
+            },
+            PdfLock::Aes256 {
+                owner: "o",
+                user: "u-pw",
+            },
+        ] {
+            let bytes = pdf(&[&["Hello"]], lock);
+            // Without its password it stays locked; with it, it opens.
+            assert!(
+                Document::load_mem(&bytes).unwrap().trailer.has(b"Encrypt"),
+                "{lock:?}"
+            );
+            let open = Document::load_mem_with_options(&bytes, LoadOptions::with_password("u-pw"))
+                .unwrap();
+            assert!(!open.trailer.has(b"Encrypt"), "{lock:?}");
+        }
+        // An owner password alone does not stop anyone opening it.
+        let owner_only = pdf(
+            &[&["Hello"]],
+            PdfLock::Rc4_40 {
+                owner: "o",
+                user: "",
+            },
+        );
+        assert!(
+            !Document::load_mem(&owner_only)
+                .unwrap()
+                .trailer
+                .has(b"Encrypt")
+        );
+    }
+
+    #[test]
+    fn a_pdf_bomb_is_small_and_inflates_hugely() {
+        let bomb = pdf_bomb(64);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        let doc = pdf_extract::Document::load_mem(&bomb).unwrap();
+        let page = *doc.get_pages().values().next().unwrap();
+        assert!(doc.get_page_content(page).unwrap().len() > 64 << 20);
+    }
+
+    #[test]
+    fn containers_hold_what_their_readers_look_for() {
+        let names = |z: Vec<u8>| -> Vec<String> {
+            let a = zip::ZipArchive::new(Cursor::new(z)).unwrap();
+            a.file_names()
+                .map(|n| n.expect("a valid name").into_owned())
+                .collect()
+        };
+        let p = names(pptx(&[&["one"], &["two"]]));
+        for n in [
+            "[Content_Types].xml",
+            "ppt/presentation.xml",
+            "ppt/slides/slide2.xml",
+        ] {
+            assert!(p.iter().any(|x| x == n), "{n} in {p:?}");
+        }
+        let o = ods("Sheet", &[vec![Cell::Date(42_000)]]);
+        assert_eq!(&o[30..38], b"mimetype");
+        assert!(names(o).iter().any(|x| x == "content.xml"));
     }
 }

@@ -2,8 +2,8 @@
 //! hallpass reads, with their expected verdicts in `manifest.toml`.
 //!
 //! `cargo run -p hallpass-fixtures --bin make-fixtures` from the repository
-//! root. The output is deterministic except for AES salts, which the zip crate
-//! draws at random.
+//! root. The output is deterministic except for AES salts and initialisation
+//! vectors, which the zip crate and lopdf draw at random.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -33,11 +33,7 @@ fn class_rows(rng: &mut Rng, n: usize) -> (String, Vec<Vec<Cell>>) {
         let (upn, (dob, serial)) = (upn(rng), date_of_birth(rng));
         let name = format!("Pupil {}", i + 1);
         let _ = write!(csv, "{name},{upn},{dob}\r\n");
-        rows.push(vec![
-            Cell::Text(name),
-            Cell::Text(upn),
-            Cell::Number(f64::from(serial)),
-        ]);
+        rows.push(vec![Cell::Text(name), Cell::Text(upn), Cell::Date(serial)]);
     }
     (csv, rows)
 }
@@ -57,6 +53,35 @@ fn main() {
     ];
     let sen: Vec<&str> = sen_report.iter().map(String::as_str).collect();
     let xlsx_list = xlsx("Class 4B", &rows);
+    // A generator of its own, so the fixtures made before these keep their
+    // bytes.
+    let mut more = Rng::new(4);
+    let (dob, _) = date_of_birth(&mut more);
+    let referral_nhs = nhs_number(&mut more);
+    let referral_lines = [
+        "Lumen Primary School - Pupil Services".to_string(),
+        "Referral to the school nursing team".to_string(),
+        "Pupil: Amy Example, Year 5".to_string(),
+        format!("Date of birth: {dob}"),
+        format!("NHS number: {referral_nhs}"),
+        "Reason for referral: mental health - low mood and anxiety since September.".to_string(),
+        "Referred by: Mrs T Teacher, SENCo".to_string(),
+    ];
+    let referral: Vec<&str> = referral_lines.iter().map(String::as_str).collect();
+    let referral_pdf = |lock| pdf(&[&referral], lock);
+    let fair: &[&str] = &[
+        "Lumen Primary School - Summer Fair",
+        "Saturday 4 July, 12 noon to 3pm, on the school field.",
+        "Cake stall, tombola and a bouncy castle. All welcome.",
+    ];
+    let slides: [&[&str]; 2] = [
+        &["Transition briefing", "Year 6 to Year 7"],
+        &[
+            "Pupils needing support",
+            "Amy Example has an EHCP for autism; speech and language therapy weekly.",
+            &sen_report[1],
+        ],
+    ];
     let newsletter = [
         "Autumn newsletter",
         "The book fair opens on Monday in the library.",
@@ -364,6 +389,158 @@ fn main() {
                 z.truncate(z.len() / 2);
                 z
             }),
+        },
+        Fixture {
+            file: "pdf_referral_to_external.eml",
+            about: "PDF referral with an NHS number, date of birth and health details, to an external address",
+            verdict: "hold",
+            rules: &["personal_data_external"],
+            detectors: &["date_of_birth", "special_category", "uk_nhs_number"],
+            bytes: message_with(
+                "Referral",
+                "Referrals <referrals@example.org>",
+                "Please find the referral attached.",
+                "referral.pdf",
+                &referral_pdf(PdfLock::None),
+            ),
+        },
+        Fixture {
+            file: "pdf_no_personal_data.eml",
+            about: "PDF poster with no personal data, to a parent",
+            verdict: "deliver",
+            rules: &[],
+            detectors: &[],
+            bytes: message_with(
+                "Summer fair",
+                PARENT,
+                "Poster attached.",
+                "fair.pdf",
+                &pdf(&[fair], PdfLock::None),
+            ),
+        },
+        Fixture {
+            file: "pdf_encrypted_password_in_body.eml",
+            about: "the referral PDF with a user password (RC4 128-bit), the password in the body: opened and scanned",
+            verdict: "hold",
+            rules: &["personal_data_external", "password_in_same_message"],
+            detectors: &[
+                "credential",
+                "date_of_birth",
+                "special_category",
+                "uk_nhs_number",
+            ],
+            bytes: message_with(
+                "Referral",
+                "Referrals <referrals@example.org>",
+                "The referral is attached. The password is Marigold-73",
+                "referral.pdf",
+                &referral_pdf(PdfLock::Rc4_128 {
+                    owner: "Owner-Key-5581",
+                    user: "Marigold-73",
+                }),
+            ),
+        },
+        Fixture {
+            file: "pdf_encrypted_password_separately.eml",
+            about: "the referral PDF with a user password (AES-256), password sent separately",
+            verdict: "deliver",
+            rules: &[],
+            detectors: &[],
+            bytes: message_with(
+                "Referral",
+                "Referrals <referrals@example.org>",
+                "The referral is attached; I will send the password separately.",
+                "referral.pdf",
+                &referral_pdf(PdfLock::Aes256 {
+                    owner: "Owner-Key-5581",
+                    user: "Marigold-73",
+                }),
+            ),
+        },
+        Fixture {
+            file: "pdf_owner_password_only.eml",
+            about: "the referral PDF with only an owner password (RC4 40-bit): any reader opens it, so not protection",
+            verdict: "hold",
+            rules: &["personal_data_external"],
+            detectors: &["date_of_birth", "special_category", "uk_nhs_number"],
+            bytes: message_with(
+                "Referral",
+                "Referrals <referrals@example.org>",
+                "The referral is attached; it cannot be edited.",
+                "referral.pdf",
+                &referral_pdf(PdfLock::Rc4_40 {
+                    owner: "Owner-Key-5581",
+                    user: "",
+                }),
+            ),
+        },
+        Fixture {
+            file: "pdf_truncated_to_external.eml",
+            about: "a damaged (truncated) PDF to an external address",
+            verdict: "hold",
+            rules: &["unscannable"],
+            detectors: &[],
+            bytes: message_with(
+                "Referral",
+                "Referrals <referrals@example.org>",
+                "Please find the referral attached.",
+                "referral.pdf",
+                &{
+                    let mut p = referral_pdf(PdfLock::None);
+                    p.truncate(p.len() / 2);
+                    p
+                },
+            ),
+        },
+        Fixture {
+            file: "pdf_bomb_to_parent.eml",
+            about: "a PDF whose page inflates to 256 MiB, past the limit of 200 MiB per message",
+            verdict: "hold",
+            rules: &["unscannable"],
+            detectors: &[],
+            bytes: message_with("Invoice", PARENT, "Invoice.", "invoice.pdf", &pdf_bomb(256)),
+        },
+        Fixture {
+            file: "ods_class_list_to_parent.eml",
+            about: "ODS class list (UPN, dates of birth as date cells) sent to one parent",
+            verdict: "hold",
+            rules: &["personal_data_external"],
+            detectors: &["date_of_birth", "uk_upn"],
+            bytes: message_with(
+                "Class list",
+                PARENT,
+                "Here is the list you asked for.",
+                "class 4B.ods",
+                &ods("Class 4B", &rows),
+            ),
+        },
+        Fixture {
+            file: "pptx_transition_briefing_to_parent.eml",
+            about: "PPTX slides naming a pupil's EHCP, diagnosis and NHS number, to a parent",
+            verdict: "hold",
+            rules: &["personal_data_external"],
+            detectors: &["special_category", "uk_nhs_number"],
+            bytes: message_with(
+                "Transition",
+                PARENT,
+                "Slides from the meeting.",
+                "transition.pptx",
+                &pptx(&slides),
+            ),
+        },
+        Fixture {
+            file: "csv_class_list_to_parent.eml",
+            about: "CSV class list with a header row (Name, UPN, Date of birth) sent to one parent",
+            verdict: "hold",
+            rules: &["personal_data_external"],
+            detectors: &["date_of_birth", "uk_upn"],
+            bytes: message_with(
+                "Class list",
+                PARENT,
+                "Here is the list you asked for.",
+                "class 4B.csv",
+                csv.as_bytes(),
+            ),
         },
         Fixture {
             file: "rar_encrypted_headers.eml",
