@@ -3,7 +3,11 @@
 //! whatever the verdicts), 1 (a runtime failure) or 2 (usage or configuration).
 //! The work is in the library crates; this file is wiring.
 
+mod clock;
+mod held;
 mod scan;
+mod serve;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,8 +26,17 @@ struct Cli {
     /// Configuration file (default: $HALLPASS_CONFIG, ./config/hallpass.toml, /etc/hallpass/hallpass.toml).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log lines as text (default) or JSON objects, on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +55,95 @@ enum Command {
     },
     /// Check the configuration and every detector file; prints FILE:LINE:COL: message for each problem.
     Check,
+    /// Run the SMTP relay until SIGTERM or SIGINT.
+    Serve,
+    /// The quarantine: list, show, release or reject held messages.
+    #[command(subcommand)]
+    Held(HeldCommand),
+    /// Console and relay accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum HeldCommand {
+    /// Held messages, newest first.
+    List {
+        /// One JSON object per message (JSON Lines).
+        #[arg(long)]
+        json: bool,
+        /// Released and rejected ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One held message: envelope, headers, findings.
+    Show {
+        /// The held message's id.
+        id: String,
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a held message to the recipients it was held for.
+    Release {
+        /// The held message's id.
+        id: String,
+        /// `bcc`: move outside addresses from To/Cc to Bcc before delivering.
+        #[arg(long, value_enum, value_name = "HOW")]
+        rewrite: Option<Rewrite>,
+        /// Record that the detectors were wrong about it (a false positive).
+        #[arg(long)]
+        false_positive: bool,
+    },
+    /// Refuse a held message; the reason is recorded and given to the sender.
+    Reject {
+        /// The held message's id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "refused by the Data Protection Officer")]
+        reason: String,
+    },
+}
+
+/// How a released message is rewritten.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Rewrite {
+    /// Outside addresses leave To/Cc (they still get the message).
+    Bcc,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add an account (password from the terminal, or stdin when it is not one).
+    Add {
+        /// Login name.
+        name: String,
+        /// dpo or admin (console), relay (SMTP AUTH for a mail server).
+        #[arg(long, value_parser = parse_role)]
+        role: hallpass_store::Role,
+    },
+    /// Set a new password.
+    Passwd {
+        /// Login name.
+        name: String,
+    },
+    /// Remove an account.
+    Remove {
+        /// Login name.
+        name: String,
+    },
+    /// Print a new API token for scripts (replaces the previous one).
+    Token {
+        /// Login name.
+        name: String,
+    },
+    /// List the accounts.
+    List,
+}
+
+fn parse_role(s: &str) -> Result<hallpass_store::Role, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}` is not a role: use dpo, admin or relay"))
 }
 
 /// Exit codes of the contract.
@@ -58,8 +160,49 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    init_logs(cli.log_format);
     match cli.command {
         Command::Check => check(&config_path),
+        Command::Serve => match load_engine(&config_path) {
+            Ok(engine) => block_on(async { serve::run(engine).await.map(|()| ExitCode::SUCCESS) }),
+            Err(code) => code,
+        },
+        Command::Held(h) => {
+            let action = match h {
+                HeldCommand::List { json, all } => held::Action::List { json, all },
+                HeldCommand::Show { id, json } => held::Action::Show { id, json },
+                HeldCommand::Release {
+                    id,
+                    rewrite,
+                    false_positive,
+                } => held::Action::Release {
+                    id,
+                    bcc: matches!(rewrite, Some(Rewrite::Bcc)),
+                    false_positive,
+                },
+                HeldCommand::Reject { id, reason } => held::Action::Reject { id, reason },
+            };
+            match load_engine(&config_path) {
+                Ok(engine) => block_on(held::run(engine, action)),
+                Err(code) => code,
+            }
+        }
+        Command::User(u) => {
+            let action = match u {
+                UserCommand::Add { name, role } => user::Action::Add { name, role },
+                UserCommand::Passwd { name } => user::Action::Passwd { name },
+                UserCommand::Remove { name } => user::Action::Remove { name },
+                UserCommand::Token { name } => user::Action::Token { name },
+                UserCommand::List => user::Action::List,
+            };
+            match Config::load(&config_path) {
+                Ok(config) => block_on(async move { user::run(&config, action).await }),
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         Command::Scan {
             json,
             explain,
@@ -68,6 +211,45 @@ fn main() -> ExitCode {
             Ok(engine) => scan::run(&engine, &paths, scan::Format { json, explain }),
             Err(code) => code,
         },
+    }
+}
+
+/// Sends logs to standard error, as text or JSON lines. `RUST_LOG` (or
+/// `HALLPASS_LOG`) chooses the level; `info` by default.
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HALLPASS_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs a command's future on a runtime; a failure is printed with its
+/// causes and exits 1.
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hallpass: cannot start: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match rt.block_on(f) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hallpass: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 

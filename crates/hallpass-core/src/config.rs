@@ -26,6 +26,8 @@ pub struct Config {
     pub smtp: Smtp,
     /// The next hop.
     pub upstream: Upstream,
+    /// Retries and connections to the next hop.
+    pub delivery: Delivery,
     /// Spool and store.
     pub storage: Storage,
     /// Shared counters (Redis), if any.
@@ -49,6 +51,8 @@ pub struct Organisation {
     pub internal_domains: Vec<String>,
     /// Trusted external organisations.
     pub partner_domains: Vec<String>,
+    /// The address hallpass's own mail (notifications, bounces) comes from.
+    pub postmaster: String,
 }
 
 /// `[smtp]`.
@@ -64,6 +68,37 @@ pub struct Smtp {
     pub tls_key: Option<PathBuf>,
     /// Largest message accepted, advertised in SIZE.
     pub max_message_size: u64,
+    /// Name in the greeting and `Received:` headers (empty: the machine's host name).
+    pub hostname: String,
+    /// Recipients accepted per message.
+    pub max_recipients: u32,
+    /// Connections at once, in total.
+    pub max_connections: u32,
+    /// Connections at once from one client address.
+    pub max_connections_per_client: u32,
+    /// Seconds a client may take between commands.
+    pub command_timeout_seconds: u64,
+    /// Seconds a client may pause while sending a message.
+    pub data_timeout_seconds: u64,
+    /// Only the school's own domains (and the null sender) may send through hallpass.
+    pub restrict_senders: bool,
+}
+
+/// `[delivery]`: how copies are passed on upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Refuse to send to the upstream without STARTTLS.
+    pub require_tls: bool,
+    /// Accept a self-signed upstream certificate (an upstream on the same network).
+    pub accept_invalid_certs: bool,
+    /// Connections to the upstream at once.
+    pub concurrency: u32,
+    /// First retry after a temporary failure, in seconds; doubled each time.
+    pub min_backoff_seconds: u64,
+    /// Longest wait between retries, in seconds.
+    pub max_backoff_seconds: u64,
+    /// After this many hours of temporary failures, give up and tell the sender.
+    pub max_queue_lifetime_hours: u64,
 }
 
 /// `[upstream]`.
@@ -288,6 +323,60 @@ impl Config {
         if raw.smtp.max_message_size == 0 {
             at(0..0, "[smtp] max_message_size must be more than 0".into());
         }
+        for (v, name) in [
+            (u64::from(raw.smtp.max_recipients), "max_recipients"),
+            (u64::from(raw.smtp.max_connections), "max_connections"),
+            (
+                u64::from(raw.smtp.max_connections_per_client),
+                "max_connections_per_client",
+            ),
+            (raw.smtp.command_timeout_seconds, "command_timeout_seconds"),
+            (raw.smtp.data_timeout_seconds, "data_timeout_seconds"),
+            (
+                u64::from(raw.delivery.concurrency),
+                "[delivery] concurrency",
+            ),
+            (
+                raw.delivery.min_backoff_seconds,
+                "[delivery] min_backoff_seconds",
+            ),
+            (
+                raw.delivery.max_queue_lifetime_hours,
+                "[delivery] max_queue_lifetime_hours",
+            ),
+        ] {
+            if v == 0 {
+                at(0..0, format!("{name} must be at least 1"));
+            }
+        }
+        if raw.delivery.max_backoff_seconds < raw.delivery.min_backoff_seconds {
+            at(
+                0..0,
+                "[delivery] max_backoff_seconds must not be less than min_backoff_seconds".into(),
+            );
+        }
+        let postmaster = match &raw.organisation.postmaster {
+            Some(p) => {
+                let v = p.get_ref().trim().to_ascii_lowercase();
+                match v.rsplit_once('@') {
+                    Some((local, domain)) if !local.is_empty() && check_domain(domain).is_ok() => v,
+                    _ => {
+                        at(
+                            p.span(),
+                            format!(
+                                "postmaster `{}` is not a mail address like postmaster@school.sch.uk",
+                                p.get_ref()
+                            ),
+                        );
+                        v
+                    }
+                }
+            }
+            None => format!(
+                "postmaster@{}",
+                internal_domains.first().map_or("localhost", String::as_str)
+            ),
+        };
 
         let upstream = {
             let a = raw.upstream.address.get_ref().trim();
@@ -335,6 +424,7 @@ impl Config {
                 name: raw.organisation.name,
                 internal_domains,
                 partner_domains,
+                postmaster,
             },
             smtp: Smtp {
                 listen: smtp_listen,
@@ -342,8 +432,23 @@ impl Config {
                 tls_cert: raw.smtp.tls_cert.map(|p| base.join(p.into_inner())),
                 tls_key: raw.smtp.tls_key.map(|p| base.join(p.into_inner())),
                 max_message_size: raw.smtp.max_message_size,
+                hostname: raw.smtp.hostname.trim().to_string(),
+                max_recipients: raw.smtp.max_recipients,
+                max_connections: raw.smtp.max_connections,
+                max_connections_per_client: raw.smtp.max_connections_per_client,
+                command_timeout_seconds: raw.smtp.command_timeout_seconds,
+                data_timeout_seconds: raw.smtp.data_timeout_seconds,
+                restrict_senders: raw.smtp.restrict_senders,
             },
             upstream,
+            delivery: Delivery {
+                require_tls: raw.delivery.require_tls,
+                accept_invalid_certs: raw.delivery.accept_invalid_certs,
+                concurrency: raw.delivery.concurrency,
+                min_backoff_seconds: raw.delivery.min_backoff_seconds,
+                max_backoff_seconds: raw.delivery.max_backoff_seconds,
+                max_queue_lifetime_hours: raw.delivery.max_queue_lifetime_hours,
+            },
             storage: Storage {
                 path: base.join(raw.storage.path),
                 url: raw.storage.url,
@@ -479,6 +584,8 @@ struct RawConfig {
     #[serde(default)]
     upstream: RawUpstream,
     #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
     counters: RawCounters,
@@ -501,6 +608,8 @@ struct RawOrganisation {
     internal_domains: Vec<Spanned<String>>,
     #[serde(default)]
     partner_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    postmaster: Option<Spanned<String>>,
 }
 
 fn spanned<T>(v: T) -> Spanned<T> {
@@ -515,6 +624,13 @@ struct RawSmtp {
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
     max_message_size: u64,
+    hostname: String,
+    max_recipients: u32,
+    max_connections: u32,
+    max_connections_per_client: u32,
+    command_timeout_seconds: u64,
+    data_timeout_seconds: u64,
+    restrict_senders: bool,
 }
 
 impl Default for RawSmtp {
@@ -525,6 +641,38 @@ impl Default for RawSmtp {
             tls_cert: None,
             tls_key: None,
             max_message_size: 35 * 1024 * 1024,
+            hostname: String::new(),
+            max_recipients: 1000,
+            max_connections: 200,
+            max_connections_per_client: 20,
+            command_timeout_seconds: 300,
+            data_timeout_seconds: 180,
+            restrict_senders: true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDelivery {
+    require_tls: bool,
+    accept_invalid_certs: bool,
+    concurrency: u32,
+    min_backoff_seconds: u64,
+    max_backoff_seconds: u64,
+    max_queue_lifetime_hours: u64,
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        // Postfix's defaults: retry from 5 minutes up to about an hour, give up after 5 days.
+        RawDelivery {
+            require_tls: false,
+            accept_invalid_certs: false,
+            concurrency: 4,
+            min_backoff_seconds: 300,
+            max_backoff_seconds: 4000,
+            max_queue_lifetime_hours: 120,
         }
     }
 }

@@ -13,6 +13,8 @@
 //! date is an argument).
 #![deny(missing_docs)]
 
+pub mod rewrite;
+
 use std::collections::HashMap;
 
 use hallpass_core::{
@@ -130,6 +132,20 @@ impl Engine {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The policy in force (to classify recipients before a scan).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The message with the addresses that must not see each other moved
+    /// out of `To:`/`Cc:` (the `cc_exposure` rewrite): every address that is
+    /// not internal. `None` when there is nothing to move.
+    pub fn hide_recipients(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        rewrite::hide_addresses(raw, &|a| {
+            self.policy.classify(a) != RecipientClass::Internal
+        })
     }
 
     /// The detectors in force.

@@ -1,0 +1,211 @@
+//! hallpass's DPO console: the quarantine and the audit trail over HTTP, as JSON for scripts
+//! (CONTRACT.md, "Console HTTP API") and as server-rendered pages for people.
+//!
+//! - [`router`] builds the axum [`Router`] from a [`ConsoleState`]; [`serve`] runs it on a
+//!   listener until a shutdown future resolves.
+//! - People log in (`POST /login`) and get a session cookie (`HttpOnly; SameSite=Strict`, and
+//!   `Secure` when asked), kept in memory for 8 idle hours; scripts send
+//!   `Authorization: Bearer TOKEN` (`hallpass user token NAME`). Only dpo and admin accounts get
+//!   in. Failed logins are throttled per account and per client address.
+//! - Every state-changing request made with the cookie carries the session's CSRF token (a form
+//!   field, or the `X-CSRF-Token` header).
+//! - Decisions go through the store, which makes each exactly once and audits it with the
+//!   account's name and the client's address.
+//! - Every response carries a strict Content-Security-Policy and friends; nothing is cached.
+//!
+//! The console holds no message content of its own and logs none: ids, account names and
+//! counts only.
+//!
+//! ```no_run
+//! # async fn demo(store: hallpass_store::Store) -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use hallpass_console::{ConsoleState, serve};
+//!
+//! let state = ConsoleState {
+//!     spool: store.spool().clone(),
+//!     store,
+//!     rewrite: Arc::new(|_bytes: &[u8]| None),
+//!     wake: Arc::new(tokio::sync::Notify::new()),
+//!     secure_cookies: false,
+//!     organisation: "Lumen Learning Trust".into(),
+//! };
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8025").await?;
+//! serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod actions;
+mod api;
+mod auth;
+mod clock;
+mod error;
+mod input;
+mod login;
+mod pages;
+mod session;
+mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hallpass_store::{Spool, Store};
+
+use crate::error::{ApiError, Failure, PageError};
+use crate::session::{Sessions, Throttle};
+
+pub use wire::summary_headers;
+
+/// The rewrite of a held message's To/Cc for "release with Bcc": the engine's
+/// `hide_recipients`. `None` when there is nothing to move.
+pub type Rewrite = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// What the console works on. Cheap to clone.
+#[derive(Clone)]
+pub struct ConsoleState {
+    /// The store: quarantine, audit trail, users.
+    pub store: Store,
+    /// The spool the held messages' files are in (the store's).
+    pub spool: Spool,
+    /// The cc_exposure rewrite of a message (the engine's `hide_recipients`); None = nothing to move.
+    pub rewrite: Rewrite,
+    /// Rung after a release so the delivery worker looks at the queue at once.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Mark the session cookie `Secure` (the console is reached over HTTPS, e.g. behind a proxy).
+    pub secure_cookies: bool,
+    /// The organisation's name, shown on every page.
+    pub organisation: String,
+}
+
+impl std::fmt::Debug for ConsoleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleState")
+            .field("store", &self.store)
+            .field("spool", &self.spool)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("organisation", &self.organisation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state every handler shares.
+#[derive(Clone)]
+pub(crate) struct App(Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub console: ConsoleState,
+    sessions: Mutex<Sessions>,
+    throttle: Mutex<Throttle>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    /// The sessions (held only for short, synchronous work).
+    pub(crate) fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The login throttle (held only for short, synchronous work).
+    pub(crate) fn throttle(&self) -> MutexGuard<'_, Throttle> {
+        self.throttle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The console's routes: the JSON API under `/api`, the pages, login and logout, and the
+/// stylesheet. Client addresses (for the audit trail and the login throttle) come from
+/// [`axum::extract::ConnectInfo`]`<SocketAddr>`, which [`serve`] provides.
+pub fn router(state: ConsoleState) -> Router {
+    let app = App(Arc::new(Inner {
+        console: state,
+        sessions: Mutex::new(Sessions::default()),
+        throttle: Mutex::new(Throttle::default()),
+    }));
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(login::page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/held", get(pages::held_list))
+        .route("/held/{id}", get(pages::held_one))
+        .route("/audit", get(pages::audit))
+        .route("/audit.csv", get(pages::audit_csv))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/api/held", get(api::held_list))
+        .route("/api/held/{id}", get(api::held_get))
+        .route("/api/held/{id}/release", post(api::release))
+        .route("/api/held/{id}/reject", post(api::reject))
+        .route("/api/held/{id}/false-positive", post(api::false_positive))
+        .route("/api/audit", get(api::audit))
+        .fallback(not_found)
+        .with_state(app)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Serves the console on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ConsoleState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found(req: Request) -> Response {
+    let f = Failure::NotFound("no such page".into());
+    if req.uri().path().starts_with("/api/") {
+        ApiError(f).into_response()
+    } else {
+        PageError(f).into_response()
+    }
+}
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers on every response: no framing, no sniffing, no referrer, a strict CSP, and nothing
+/// kept in caches (the stylesheet excepted: it sets its own).
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        ApiError(self).into_response()
+    }
+}

@@ -1,0 +1,471 @@
+//! Console sessions and the login throttle: plain in-memory state, with the time passed in, so
+//! expiry and lock-outs are tested by moving time forward rather than by sleeping.
+//!
+//! Sessions live only in this process: a restart of `hallpass serve` logs everyone out, which is
+//! the safe direction.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// A session ends after this long without a request.
+pub(crate) const IDLE_TIMEOUT_MS: i64 = 8 * 3600 * 1000;
+/// And in any case this long after the login.
+pub(crate) const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
+
+/// Failed logins (per account, and per client address) that lock further attempts…
+pub(crate) const MAX_FAILURES: usize = 5;
+/// …when they fall within this window…
+pub(crate) const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// …for this long.
+pub(crate) const LOCK_MS: i64 = 15 * 60 * 1000;
+
+/// A logged-in person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Session {
+    /// The account name (its role is read from the store on every request).
+    pub user: String,
+    /// The token every state-changing request made with this session must carry.
+    pub csrf: String,
+    /// A one-time message for the next page (the outcome of a form post).
+    pub flash: Option<Flash>,
+    created_ms: i64,
+    last_seen_ms: i64,
+}
+
+/// A one-time message shown on the page a form post redirects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Flash {
+    /// The action failed (or was refused).
+    pub error: bool,
+    /// In words.
+    pub text: String,
+}
+
+/// Sessions by id (the 256-bit random cookie value).
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    by_id: HashMap<String, Session>,
+}
+
+impl Sessions {
+    /// Starts a session and returns its id.
+    pub fn create(&mut self, user: &str, now_ms: i64) -> Result<String, RandomError> {
+        self.prune(now_ms);
+        let id = random_token()?;
+        let csrf = random_token()?;
+        self.by_id.insert(
+            id.clone(),
+            Session {
+                user: user.to_string(),
+                csrf,
+                flash: None,
+                created_ms: now_ms,
+                last_seen_ms: now_ms,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The live session with this id, marked as seen now; an expired one is forgotten.
+    pub fn touch(&mut self, id: &str, now_ms: i64) -> Option<&mut Session> {
+        let live = self.by_id.get(id).is_some_and(|s| s.is_live(now_ms));
+        if !live {
+            self.by_id.remove(id);
+            return None;
+        }
+        let s = self.by_id.get_mut(id)?;
+        s.last_seen_ms = now_ms;
+        Some(s)
+    }
+
+    /// Ends a session (logout, or the account went away).
+    pub fn remove(&mut self, id: &str) -> Option<Session> {
+        self.by_id.remove(id)
+    }
+
+    /// Sets the message for the session's next page.
+    pub fn set_flash(&mut self, id: &str, flash: Flash) {
+        if let Some(s) = self.by_id.get_mut(id) {
+            s.flash = Some(flash);
+        }
+    }
+
+    /// Forgets expired sessions.
+    fn prune(&mut self, now_ms: i64) {
+        self.by_id.retain(|_, s| s.is_live(now_ms));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+}
+
+impl Session {
+    fn is_live(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.last_seen_ms) < IDLE_TIMEOUT_MS
+            && now_ms.saturating_sub(self.created_ms) < MAX_AGE_MS
+    }
+}
+
+/// The system's random source failed.
+#[derive(Debug, thiserror::Error)]
+#[error("system random source: {0}")]
+pub(crate) struct RandomError(String);
+
+/// 256 random bits as 64 hex digits.
+pub(crate) fn random_token() -> Result<String, RandomError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Failed logins per account and per client address.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    accounts: HashMap<String, Record>,
+    addresses: HashMap<IpAddr, Record>,
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    /// Times of recent failures (within the window).
+    failures: VecDeque<i64>,
+    /// Attempts being checked right now: they count against the limit until they end, so
+    /// concurrent guesses cannot slip past it while a password is being hashed.
+    pending: usize,
+    /// Refuse attempts until then.
+    locked_until: i64,
+}
+
+/// What a lock-out applies to, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Locked {
+    /// The account name tried.
+    Account(String),
+    /// The client address.
+    Address(IpAddr),
+}
+
+impl Record {
+    fn forget_old(&mut self, now_ms: i64) {
+        while self
+            .failures
+            .front()
+            .is_some_and(|&t| now_ms.saturating_sub(t) >= FAILURE_WINDOW_MS)
+        {
+            self.failures.pop_front();
+        }
+    }
+
+    /// `Err(ms to wait)` while locked or while the limit is taken up.
+    fn check(&mut self, now_ms: i64) -> Result<(), i64> {
+        if now_ms < self.locked_until {
+            return Err(self.locked_until - now_ms);
+        }
+        self.forget_old(now_ms);
+        if self.failures.len() + self.pending >= MAX_FAILURES {
+            // Full of attempts still being checked: try again shortly. Full of failures cannot
+            // happen (the fifth one locks), but the oldest one's expiry is the honest answer.
+            let wait = self
+                .failures
+                .front()
+                .map_or(1000, |&t| FAILURE_WINDOW_MS - now_ms.saturating_sub(t));
+            return Err(wait.max(1000));
+        }
+        Ok(())
+    }
+
+    /// Records a failure; true when it starts a lock.
+    fn fail(&mut self, now_ms: i64) -> bool {
+        self.forget_old(now_ms);
+        self.failures.push_back(now_ms);
+        if self.failures.len() >= MAX_FAILURES {
+            self.failures.clear();
+            self.locked_until = now_ms.saturating_add(LOCK_MS);
+            return true;
+        }
+        false
+    }
+
+    fn idle(&self, now_ms: i64) -> bool {
+        self.pending == 0
+            && now_ms >= self.locked_until
+            && self
+                .failures
+                .back()
+                .is_none_or(|&t| now_ms.saturating_sub(t) >= FAILURE_WINDOW_MS)
+    }
+}
+
+/// An attempt under way: end it with [`Throttle::succeeded`] or [`Throttle::failed`].
+#[derive(Debug)]
+#[must_use]
+pub(crate) struct Attempt {
+    account: String,
+    address: Option<IpAddr>,
+}
+
+impl Throttle {
+    /// Starts an attempt for `account` from `address`; `Err(ms to wait)` when either is locked.
+    pub fn begin(
+        &mut self,
+        account: &str,
+        address: Option<IpAddr>,
+        now_ms: i64,
+    ) -> Result<Attempt, i64> {
+        if self.accounts.len() + self.addresses.len() > 10_000 {
+            self.prune(now_ms);
+        }
+        let mut wait = 0;
+        if let Some(r) = self.accounts.get_mut(account)
+            && let Err(w) = r.check(now_ms)
+        {
+            wait = w;
+        }
+        if let Some(a) = address
+            && let Some(r) = self.addresses.get_mut(&a)
+            && let Err(w) = r.check(now_ms)
+        {
+            wait = wait.max(w);
+        }
+        if wait > 0 {
+            return Err(wait);
+        }
+        self.accounts
+            .entry(account.to_string())
+            .or_default()
+            .pending += 1;
+        if let Some(a) = address {
+            self.addresses.entry(a).or_default().pending += 1;
+        }
+        Ok(Attempt {
+            account: account.to_string(),
+            address,
+        })
+    }
+
+    /// The password was right: the account's failures are forgiven. The address's are not, so
+    /// one good account cannot be used to reset a guesser's count against others.
+    pub fn succeeded(&mut self, attempt: Attempt) {
+        self.end(&attempt);
+        self.accounts.remove(&attempt.account);
+    }
+
+    /// The attempt failed; returns what it locked.
+    pub fn failed(&mut self, attempt: Attempt, now_ms: i64) -> Vec<Locked> {
+        self.end(&attempt);
+        let mut locked = Vec::new();
+        let r = self.accounts.entry(attempt.account.clone()).or_default();
+        if r.fail(now_ms) {
+            locked.push(Locked::Account(attempt.account));
+        }
+        if let Some(a) = attempt.address {
+            let r = self.addresses.entry(a).or_default();
+            if r.fail(now_ms) {
+                locked.push(Locked::Address(a));
+            }
+        }
+        locked
+    }
+
+    /// The attempt ended without a verdict (the store failed): it counts neither way.
+    pub fn abandoned(&mut self, attempt: Attempt) {
+        self.end(&attempt);
+    }
+
+    fn end(&mut self, attempt: &Attempt) {
+        if let Some(r) = self.accounts.get_mut(&attempt.account) {
+            r.pending = r.pending.saturating_sub(1);
+        }
+        if let Some(a) = attempt.address
+            && let Some(r) = self.addresses.get_mut(&a)
+        {
+            r.pending = r.pending.saturating_sub(1);
+        }
+    }
+
+    /// Forgets records that no longer restrict anything.
+    fn prune(&mut self, now_ms: i64) {
+        self.accounts.retain(|_, r| !r.idle(now_ms));
+        self.addresses.retain(|_, r| !r.idle(now_ms));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_425_242_000;
+    const MINUTE: i64 = 60_000;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn fail(t: &mut Throttle, account: &str, addr: Option<IpAddr>, now: i64) -> Vec<Locked> {
+        let a = t.begin(account, addr, now).expect("not locked yet");
+        t.failed(a, now)
+    }
+
+    #[test]
+    fn sessions_expire_after_eight_idle_hours() {
+        let mut s = Sessions::default();
+        let id = s.create("dpo1", T0).unwrap();
+        assert_eq!(id.len(), 64);
+        let seen = T0 + IDLE_TIMEOUT_MS - 1;
+        assert_eq!(s.touch(&id, seen).unwrap().user, "dpo1");
+        // Idle time counts from the last request, not from the login.
+        assert!(s.touch(&id, seen + IDLE_TIMEOUT_MS - 1).is_some());
+        assert!(s.touch(&id, seen + 2 * IDLE_TIMEOUT_MS).is_none());
+        // Forgotten once expired.
+        assert!(s.touch(&id, T0).is_none());
+    }
+
+    #[test]
+    fn sessions_end_a_day_after_login_however_busy() {
+        let mut s = Sessions::default();
+        let id = s.create("dpo1", T0).unwrap();
+        let mut now = T0;
+        while now < T0 + MAX_AGE_MS - 60 * MINUTE {
+            now += 60 * MINUTE;
+            assert!(s.touch(&id, now).is_some());
+        }
+        assert!(s.touch(&id, T0 + MAX_AGE_MS).is_none());
+    }
+
+    #[test]
+    fn each_session_has_its_own_id_and_csrf_token() {
+        let mut s = Sessions::default();
+        let a = s.create("dpo1", T0).unwrap();
+        let b = s.create("dpo1", T0).unwrap();
+        assert_ne!(a, b);
+        let csrf_a = s.touch(&a, T0).unwrap().csrf.clone();
+        let csrf_b = s.touch(&b, T0).unwrap().csrf.clone();
+        assert_ne!(csrf_a, csrf_b);
+        assert_ne!(csrf_a, a);
+        assert!(s.remove(&a).is_some());
+        assert!(s.touch(&a, T0).is_none());
+        assert!(s.touch(&b, T0).is_some());
+    }
+
+    #[test]
+    fn expired_sessions_are_pruned_at_the_next_login() {
+        let mut s = Sessions::default();
+        for _ in 0..3 {
+            s.create("dpo1", T0).unwrap();
+        }
+        s.create("dpo2", T0 + IDLE_TIMEOUT_MS).unwrap();
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert!(!same_secret("", "a"));
+    }
+
+    #[test]
+    fn five_failures_lock_the_account_for_fifteen_minutes() {
+        let mut t = Throttle::default();
+        for i in 0..4 {
+            assert!(fail(&mut t, "dpo1", ip(&format!("192.0.2.{i}")), T0 + i).is_empty());
+        }
+        assert_eq!(
+            fail(&mut t, "dpo1", ip("192.0.2.9"), T0 + 4),
+            vec![Locked::Account("dpo1".into())]
+        );
+        // From anywhere, for 15 minutes.
+        let wait = t.begin("dpo1", ip("198.51.100.1"), T0 + 5).unwrap_err();
+        assert_eq!(wait, LOCK_MS - 1);
+        assert!(t.begin("dpo1", None, T0 + 4 + LOCK_MS - 1).is_err());
+        // Other accounts are not affected.
+        let other = t.begin("dpo2", ip("198.51.100.1"), T0 + 5).unwrap();
+        t.succeeded(other);
+        // Then it may try again.
+        let a = t
+            .begin("dpo1", ip("198.51.100.1"), T0 + 4 + LOCK_MS)
+            .unwrap();
+        t.succeeded(a);
+    }
+
+    #[test]
+    fn five_failures_from_one_address_lock_it_for_every_account() {
+        let mut t = Throttle::default();
+        for i in 0..4 {
+            assert!(fail(&mut t, &format!("guess{i}"), ip("203.0.113.7"), T0).is_empty());
+        }
+        assert_eq!(
+            fail(&mut t, "guess4", ip("203.0.113.7"), T0),
+            vec![Locked::Address("203.0.113.7".parse().unwrap())]
+        );
+        assert!(t.begin("dpo1", ip("203.0.113.7"), T0 + 1).is_err());
+        let a = t.begin("dpo1", ip("203.0.113.8"), T0 + 1).unwrap();
+        t.succeeded(a);
+        let a = t.begin("dpo1", ip("203.0.113.7"), T0 + LOCK_MS).unwrap();
+        t.succeeded(a);
+    }
+
+    #[test]
+    fn failures_older_than_the_window_do_not_count() {
+        let mut t = Throttle::default();
+        for i in 0..4 {
+            fail(&mut t, "dpo1", None, T0 + i * 4 * MINUTE);
+        }
+        // The first failure (T0) is 16 minutes old by now: only four remain.
+        assert!(fail(&mut t, "dpo1", None, T0 + 16 * MINUTE).is_empty());
+        assert_eq!(
+            fail(&mut t, "dpo1", None, T0 + 17 * MINUTE),
+            vec![Locked::Account("dpo1".into())]
+        );
+    }
+
+    #[test]
+    fn a_success_forgives_the_account_but_not_the_address() {
+        let mut t = Throttle::default();
+        for _ in 0..4 {
+            fail(&mut t, "dpo1", ip("192.0.2.1"), T0);
+        }
+        let a = t.begin("dpo1", ip("192.0.2.1"), T0).unwrap();
+        t.succeeded(a);
+        // The account starts again from zero…
+        assert!(fail(&mut t, "dpo1", ip("192.0.2.2"), T0).is_empty());
+        // …but the address has four failures behind it.
+        assert_eq!(
+            fail(&mut t, "other", ip("192.0.2.1"), T0),
+            vec![Locked::Address("192.0.2.1".parse().unwrap())]
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_limit() {
+        let mut t = Throttle::default();
+        let attempts: Vec<Attempt> = (0..MAX_FAILURES)
+            .map(|_| t.begin("dpo1", ip("192.0.2.1"), T0).unwrap())
+            .collect();
+        assert!(t.begin("dpo1", ip("192.0.2.1"), T0).is_err());
+        for a in attempts {
+            t.abandoned(a);
+        }
+        let a = t.begin("dpo1", ip("192.0.2.1"), T0).unwrap();
+        t.succeeded(a);
+    }
+
+    #[test]
+    fn idle_records_are_pruned() {
+        let mut t = Throttle::default();
+        fail(&mut t, "dpo1", ip("192.0.2.1"), T0);
+        t.prune(T0 + FAILURE_WINDOW_MS - 1);
+        assert_eq!((t.accounts.len(), t.addresses.len()), (1, 1));
+        t.prune(T0 + FAILURE_WINDOW_MS);
+        assert_eq!((t.accounts.len(), t.addresses.len()), (0, 0));
+    }
+}

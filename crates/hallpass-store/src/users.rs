@@ -1,0 +1,223 @@
+//! Console (dpo, admin) and relay (SMTP AUTH) accounts: argon2id password hashes, and API tokens
+//! stored as SHA-256 digests.
+
+use std::sync::OnceLock;
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::time::now_ms;
+use crate::types::{Role, User};
+
+/// Prefix of API tokens, so a leaked one is recognisable in a secret scanner.
+const TOKEN_PREFIX: &str = "hp_";
+
+impl Store {
+    /// Adds a user with an argon2id hash of `password`; `Err(Exists)` if the name is taken.
+    pub async fn user_add(&self, name: &str, role: Role, password: &str) -> Result<(), StoreError> {
+        check_name(name)?;
+        let hash = hash_password(password).await?;
+        let done = sqlx::query(
+            "INSERT INTO users (name, role, password_hash, disabled, created_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(false)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets a new password; `Err(NoSuchUser)` for an unknown name.
+    pub async fn user_set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
+        let hash = hash_password(password).await?;
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+            .bind(hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        one_user(done.rows_affected())
+    }
+
+    /// Removes a user (and so their token); `Err(NoSuchUser)` for an unknown name.
+    pub async fn user_remove(&self, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        one_user(done.rows_affected())
+    }
+
+    /// Disables or re-enables a user; `Err(NoSuchUser)` for an unknown name.
+    pub async fn user_set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE users SET disabled = ? WHERE name = ?")
+            .bind(disabled)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        one_user(done.rows_affected())
+    }
+
+    /// All users, by name.
+    pub async fn user_list(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT name, role, disabled, created_ms FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Verifies a password (argon2id, on a blocking thread); `None` when the user is unknown,
+    /// disabled or the password wrong. An unknown user costs the same hashing time as a known
+    /// one, so timing does not tell which names exist.
+    pub async fn user_verify(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, role, disabled, created_ms, password_hash FROM users WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (user, hash) = match &row {
+            Some(row) => (
+                Some(user_from_row(row)?),
+                Some(row.try_get::<String, _>("password_hash")?),
+            ),
+            None => (None, None),
+        };
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            let hash = match hash {
+                Some(h) => h,
+                None => dummy_hash()?.to_string(),
+            };
+            verify_password(&password, &hash)
+        })
+        .await
+        .map_err(|e| StoreError::Crypto(e.to_string()))??;
+        Ok(user.filter(|u| ok && !u.disabled))
+    }
+
+    /// A new random API token for the user (256 bits; returned once, stored as its SHA-256),
+    /// replacing any previous one; `Err(NoSuchUser)` for an unknown name.
+    pub async fn user_new_token(&self, name: &str) -> Result<String, StoreError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|e| StoreError::Crypto(format!("system random source: {e}")))?;
+        let token = format!("{TOKEN_PREFIX}{}", hex(&secret));
+        let done = sqlx::query("UPDATE users SET token_hash = ? WHERE name = ?")
+            .bind(token_hash(&token))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        one_user(done.rows_affected())?;
+        Ok(token)
+    }
+
+    /// The user a token belongs to, unless unknown or disabled.
+    pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let row =
+            sqlx::query("SELECT name, role, disabled, created_ms FROM users WHERE token_hash = ?")
+                .bind(token_hash(token))
+                .fetch_optional(&self.pool)
+                .await?;
+        let user = row.as_ref().map(user_from_row).transpose()?;
+        Ok(user.filter(|u| !u.disabled))
+    }
+}
+
+fn one_user(rows: u64) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::NoSuchUser)
+    } else {
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<(), StoreError> {
+    let ok = (1..=128).contains(&name.chars().count())
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidUserName(name.to_string()))
+    }
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        name: row.try_get("name")?,
+        role: role.parse().map_err(crate::store::corrupt)?,
+        disabled: row.try_get("disabled")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+async fn hash_password(password: &str) -> Result<String, StoreError> {
+    if password.is_empty() {
+        return Err(StoreError::EmptyPassword);
+    }
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| StoreError::Crypto(e.to_string()))
+    })
+    .await
+    .map_err(|e| StoreError::Crypto(e.to_string()))?
+}
+
+fn verify_password(password: &str, hash: &str) -> Result<bool, StoreError> {
+    let parsed =
+        PasswordHash::new(hash).map_err(|e| StoreError::Corrupt(format!("password hash: {e}")))?;
+    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => Ok(true),
+        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+        Err(e) => Err(StoreError::Crypto(e.to_string())),
+    }
+}
+
+/// A hash of a random password with the same parameters as real ones, checked against for
+/// unknown users.
+fn dummy_hash() -> Result<&'static str, StoreError> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(h) = DUMMY.get() {
+        return Ok(h);
+    }
+    let mut secret = [0u8; 16];
+    getrandom::fill(&mut secret)
+        .map_err(|e| StoreError::Crypto(format!("system random source: {e}")))?;
+    let hash = Argon2::default()
+        .hash_password(hex(&secret).as_bytes())
+        .map_err(|e| StoreError::Crypto(e.to_string()))?
+        .to_string();
+    Ok(DUMMY.get_or_init(|| hash))
+}
+
+fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}

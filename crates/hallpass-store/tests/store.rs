@@ -1,0 +1,1270 @@
+//! The store: accepting, the delivery queue, the quarantine, the audit trail, users, counters.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{TempDir, copy, finding, held_copy, message};
+use hallpass_store::{
+    Actor, AuditEntry, AuditFilter, CopyKind, Counters, HeldFilter, HeldStatus, Outcome, Role,
+    Store, StoreError, new_id,
+};
+use sqlx::Connection;
+
+const T0: i64 = 1_795_425_242_000; // 2026-11-23T09:14:02Z
+const LEASE: i64 = 60_000;
+
+fn dpo(name: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        address: Some("127.0.0.1".into()),
+    }
+}
+
+async fn raw(tmp: &TempDir) -> sqlx::SqliteConnection {
+    let url = format!("sqlite://{}", tmp.path().join("hallpass.db").display());
+    sqlx::SqliteConnection::connect(&url).await.unwrap()
+}
+
+#[tokio::test]
+async fn open_creates_private_files_and_reopens() {
+    let tmp = TempDir::new("open");
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("hallpass.db")), 0o600);
+    assert_eq!(mode(&dir.join("spool")), 0o700);
+    store
+        .user_add("alice", Role::Dpo, "correct horse")
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir.join("hallpass.db-wal")), 0o600);
+    store.close().await;
+    // Migrations already applied: opening again keeps the data.
+    let again = Store::open(&dir).await.unwrap();
+    assert_eq!(again.user_list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn claim_returns_the_deliver_copy_not_the_held_one_and_leases_it() {
+    let tmp = TempDir::new("claim");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    let deliver = copy(
+        CopyKind::Deliver,
+        &spool,
+        &["head@lumen.sch.uk", "office@lumen.sch.uk"],
+    );
+    let held = held_copy(
+        &spool,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![finding("uk_upn", "attachment:class.xlsx", 28)],
+    );
+    let (deliver_id, held_id) = (deliver.id.clone(), held.id.clone());
+    let m = message("teacher@lumen.sch.uk", T0, vec![deliver, held]);
+    store.accept(&m).await.unwrap();
+
+    let batches = store.claim_due("worker-1", T0, LEASE, 10).await.unwrap();
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    assert_eq!(b.copy_id, deliver_id);
+    assert_ne!(b.copy_id, held_id);
+    assert_eq!(b.kind, CopyKind::Deliver);
+    assert_eq!(b.spool_id, spool);
+    assert_eq!(b.sender, "teacher@lumen.sch.uk");
+    assert_eq!(b.attempts, 0);
+    assert_eq!(b.first_queued_ms, T0);
+    let addrs: Vec<&str> = b.recipients.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(addrs, ["head@lumen.sch.uk", "office@lumen.sch.uk"]);
+
+    // Leased: nobody else gets them, even much later while the lease holds.
+    assert!(
+        store
+            .claim_due("worker-2", T0, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_due("worker-2", T0 + LEASE - 1, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stats = store.queue_stats(T0 + 5_000).await.unwrap();
+    assert_eq!(stats.queued, 2);
+    assert_eq!(stats.oldest_age_ms, Some(5_000));
+    assert_eq!(stats.held, 1);
+}
+
+#[tokio::test]
+async fn nothing_is_due_before_its_time() {
+    let tmp = TempDir::new("future");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    store
+        .accept(&message(
+            "a@lumen.sch.uk",
+            T0,
+            vec![copy(CopyKind::Deliver, &spool, &["b@example.com"])],
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due("w", T0 - 1, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(T0));
+    assert_eq!(store.claim_due("w", T0, LEASE, 0).await.unwrap(), vec![]);
+    assert_eq!(store.claim_due("w", T0, LEASE, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        None,
+        "claimed recipients are not queued"
+    );
+}
+
+#[tokio::test]
+async fn deferred_recipients_wait_for_their_next_attempt() {
+    let tmp = TempDir::new("defer");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    let c = copy(
+        CopyKind::Deliver,
+        &spool,
+        &["x@example.com", "y@example.org"],
+    );
+    let copy_id = c.id.clone();
+    store
+        .accept(&message("a@lumen.sch.uk", T0, vec![c]))
+        .await
+        .unwrap();
+    let b = store.claim_due("w", T0, LEASE, 10).await.unwrap().remove(0);
+    let (x, y) = (b.recipients[0].0, b.recipients[1].0);
+    store
+        .record(
+            &[
+                (
+                    x,
+                    Outcome::Deferred {
+                        reply: "451 4.3.0 try later".into(),
+                        next_attempt_ms: T0 + 300_000,
+                    },
+                ),
+                (
+                    y,
+                    Outcome::Delivered {
+                        reply: "250 2.0.0 ok".into(),
+                    },
+                ),
+            ],
+            T0 + 10,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due("w", T0 + 299_999, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(T0 + 300_000));
+    let again = store.claim_due("w", T0 + 300_000, LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].copy_id, copy_id);
+    assert_eq!(again[0].recipients, vec![(x, "x@example.com".to_string())]);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(
+        again[0].first_queued_ms, T0,
+        "the queue lifetime starts at acceptance"
+    );
+
+    // The last reply is kept.
+    let mut conn = raw(&tmp).await;
+    let reply: String = sqlx::query_scalar("SELECT last_reply FROM recipients WHERE id = ?")
+        .bind(y)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(reply, "250 2.0.0 ok");
+}
+
+#[tokio::test]
+async fn final_outcomes_are_final_and_recording_twice_changes_nothing() {
+    let tmp = TempDir::new("final");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    store
+        .accept(&message(
+            "a@lumen.sch.uk",
+            T0,
+            vec![copy(
+                CopyKind::Deliver,
+                &spool,
+                &["d@example.com", "f@example.com", "e@example.com"],
+            )],
+        ))
+        .await
+        .unwrap();
+    let b = store.claim_due("w", T0, LEASE, 10).await.unwrap().remove(0);
+    let ids: Vec<i64> = b.recipients.iter().map(|r| r.0).collect();
+    let results = [
+        (
+            ids[0],
+            Outcome::Delivered {
+                reply: "250 ok".into(),
+            },
+        ),
+        (
+            ids[1],
+            Outcome::Failed {
+                reply: "550 5.1.1 no such user".into(),
+            },
+        ),
+        (
+            ids[2],
+            Outcome::Expired {
+                reply: "queue lifetime passed".into(),
+            },
+        ),
+    ];
+    store.record(&results, T0 + 1).await.unwrap();
+    // The same results again (a retry of the bookkeeping) and a contradicting one change nothing.
+    store.record(&results, T0 + 2).await.unwrap();
+    store
+        .record(
+            &[(
+                ids[0],
+                Outcome::Deferred {
+                    reply: "451".into(),
+                    next_attempt_ms: T0,
+                },
+            )],
+            T0 + 3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.requeue_expired(T0 + 10 * LEASE).await.unwrap(), 0);
+    assert!(
+        store
+            .claim_due("w", T0 + 10 * LEASE, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert_eq!(store.queue_stats(T0 + 10).await.unwrap().queued, 0);
+    let mut conn = raw(&tmp).await;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, attempts FROM recipients ORDER BY ord")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("delivered".into(), 1),
+            ("failed".into(), 1),
+            ("expired".into(), 1)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_crash_mid_send_is_resumed_after_the_lease() {
+    let tmp = TempDir::new("requeue");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    store
+        .accept(&message(
+            "a@lumen.sch.uk",
+            T0,
+            vec![copy(CopyKind::Deliver, &spool, &["p@example.com"])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_due("crashed", T0, 1_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(store);
+
+    // A restart: the lease has not run out yet, so nothing moves.
+    let store = Store::open(tmp.path()).await.unwrap();
+    assert_eq!(store.requeue_expired(T0 + 999).await.unwrap(), 0);
+    assert!(
+        store
+            .claim_due("new", T0 + 999, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.requeue_expired(T0 + 1_000).await.unwrap(), 1);
+    let b = store.claim_due("new", T0 + 1_000, LEASE, 10).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].recipients[0].1, "p@example.com");
+}
+
+#[tokio::test]
+async fn claims_are_limited_by_copies_and_oldest_first() {
+    let tmp = TempDir::new("limit");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let c = copy(
+            CopyKind::Deliver,
+            &new_id(),
+            &["a@example.com", "b@example.com"],
+        );
+        ids.push(c.id.clone());
+        store
+            .accept(&message("s@lumen.sch.uk", T0 + i, vec![c]))
+            .await
+            .unwrap();
+    }
+    let first = store.claim_due("w", T0 + 10, LEASE, 2).await.unwrap();
+    let got: Vec<&str> = first.iter().map(|b| b.copy_id.as_str()).collect();
+    assert_eq!(got, [ids[0].as_str(), ids[1].as_str()]);
+    assert!(first.iter().all(|b| b.recipients.len() == 2));
+    let rest = store.claim_due("w", T0 + 10, LEASE, 10).await.unwrap();
+    assert_eq!(rest.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_workers_never_share_a_recipient() {
+    let tmp = TempDir::new("workers");
+    let store = Store::open(tmp.path()).await.unwrap();
+    for _ in 0..40 {
+        let c = copy(
+            CopyKind::Deliver,
+            &new_id(),
+            &["a@example.com", "b@example.com"],
+        );
+        store
+            .accept(&message("s@lumen.sch.uk", T0, vec![c]))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_due(&format!("w{w}"), T0, LEASE, 3)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    break mine;
+                }
+                mine.extend(
+                    got.into_iter()
+                        .flat_map(|b| b.recipients.into_iter().map(|r| r.0)),
+                );
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(n, 80);
+    assert_eq!(all.len(), 80, "a recipient was claimed twice");
+}
+
+#[tokio::test]
+async fn accept_is_one_transaction() {
+    let tmp = TempDir::new("atomic");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    let c = copy(CopyKind::Deliver, &spool, &["a@example.com"]);
+    let mut dup = c.clone();
+    dup.recipients = vec!["b@example.com".into()];
+    // Two copies with the same id: the second insert fails, and nothing of the message remains.
+    let bad = message("s@lumen.sch.uk", T0, vec![c, dup]);
+    assert!(matches!(store.accept(&bad).await, Err(StoreError::Db(_))));
+    assert!(
+        store
+            .claim_due("w", T0, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.finished_spool_ids(10).await.unwrap().is_empty());
+    let mut conn = raw(&tmp).await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn spool_files_are_finished_only_when_nothing_needs_them() {
+    let tmp = TempDir::new("finished");
+    let store = Store::open(tmp.path()).await.unwrap();
+    // Original bytes shared by a deliver copy and a held copy.
+    let original = new_id();
+    let deliver = copy(CopyKind::Deliver, &original, &["head@lumen.sch.uk"]);
+    let held = held_copy(
+        &original,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![],
+    );
+    let held_id = held.id.clone();
+    store
+        .accept(&message("teacher@lumen.sch.uk", T0, vec![deliver, held]))
+        .await
+        .unwrap();
+    assert!(
+        store.finished_spool_ids(10).await.unwrap().is_empty(),
+        "queued"
+    );
+
+    let b = store.claim_due("w", T0, LEASE, 10).await.unwrap().remove(0);
+    assert!(
+        store.finished_spool_ids(10).await.unwrap().is_empty(),
+        "sending"
+    );
+    store
+        .record(
+            &[(
+                b.recipients[0].0,
+                Outcome::Delivered {
+                    reply: "250".into(),
+                },
+            )],
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.finished_spool_ids(10).await.unwrap().is_empty(),
+        "the held copy keeps the file"
+    );
+
+    // Released from a rewritten file: the original is done with, the rewritten one is needed.
+    let rewritten = new_id();
+    store.spool().write(&rewritten, b"rewritten").await.unwrap();
+    store
+        .release(
+            &held_id,
+            &dpo("dpo@lumen.sch.uk"),
+            &rewritten,
+            false,
+            T0 + 100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.finished_spool_ids(10).await.unwrap(),
+        vec![original.clone()]
+    );
+    let b = store
+        .claim_due("w", T0 + 100, LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(b.copy_id, held_id);
+    assert_eq!(
+        b.spool_id, rewritten,
+        "the released copy is sent from the rewritten file"
+    );
+    assert_eq!(
+        b.first_queued_ms,
+        T0 + 100,
+        "the queue lifetime starts at release"
+    );
+    store
+        .record(
+            &[(
+                b.recipients[0].0,
+                Outcome::Failed {
+                    reply: "550".into(),
+                },
+            )],
+            T0 + 101,
+        )
+        .await
+        .unwrap();
+    let mut finished = store.finished_spool_ids(10).await.unwrap();
+    finished.sort();
+    let mut expected = vec![original.clone(), rewritten.clone()];
+    expected.sort();
+    assert_eq!(finished, expected);
+    assert_eq!(store.finished_spool_ids(1).await.unwrap().len(), 1);
+
+    store.forget_spool(&original).await.unwrap();
+    assert_eq!(store.finished_spool_ids(10).await.unwrap(), vec![rewritten]);
+}
+
+#[tokio::test]
+async fn a_rejected_copy_no_longer_keeps_its_file() {
+    let tmp = TempDir::new("finished-reject");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    let held = held_copy(&spool, &["parent@example.com"], &["bulk_send"], vec![]);
+    let id = held.id.clone();
+    store
+        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .await
+        .unwrap();
+    assert!(store.finished_spool_ids(10).await.unwrap().is_empty());
+    store
+        .reject(&id, &dpo("dpo"), "wrong list", T0 + 5)
+        .await
+        .unwrap();
+    assert_eq!(store.finished_spool_ids(10).await.unwrap(), vec![spool]);
+    assert!(
+        store
+            .claim_due("w", T0 + 10, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_release_clicked_twice_succeeds_once() {
+    let tmp = TempDir::new("release-race");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let other = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    let held = held_copy(
+        &spool,
+        &["parent@example.com", "carer@example.org"],
+        &["personal_data_external"],
+        vec![finding("uk_nhs_number", "body", 1)],
+    );
+    let id = held.id.clone();
+    store
+        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .await
+        .unwrap();
+
+    let (a, b) = {
+        let (s1, s2) = (store.clone(), other.clone());
+        let (id1, id2, sp1, sp2) = (id.clone(), id.clone(), spool.clone(), spool.clone());
+        let t1 =
+            tokio::spawn(async move { s1.release(&id1, &dpo("alice"), &sp1, false, T0 + 1).await });
+        let t2 =
+            tokio::spawn(async move { s2.release(&id2, &dpo("bob"), &sp2, false, T0 + 2).await });
+        (t1.await.unwrap(), t2.await.unwrap())
+    };
+    let (winner, loser) = match (&a, &b) {
+        (Ok(_), Err(_)) => ("alice", &b),
+        (Err(_), Ok(_)) => ("bob", &a),
+        _ => panic!("exactly one release must succeed: {a:?} / {b:?}"),
+    };
+    match loser {
+        Err(StoreError::AlreadyDecided { status, by, at_ms }) => {
+            assert_eq!(*status, HeldStatus::Released);
+            assert_eq!(by.as_deref(), Some(winner));
+            assert!(at_ms.is_some());
+            let text = loser.as_ref().unwrap_err().to_string();
+            assert!(
+                text.contains(&format!(
+                    "already released by {winner} at 2026-11-23T09:14:0"
+                )),
+                "{text}"
+            );
+        }
+        other => panic!("expected AlreadyDecided, got {other:?}"),
+    }
+    let rec = store.held_get(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, HeldStatus::Released);
+    assert_eq!(rec.decided_by.as_deref(), Some(winner));
+
+    // Its recipients are queued exactly once.
+    let batches = store.claim_due("w", T0 + 10, LEASE, 10).await.unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].recipients.len(), 2);
+    assert_eq!(batches[0].spool_id, spool);
+    let audit = store
+        .audit_list(&AuditFilter {
+            target: Some(id.clone()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].action, "release");
+    assert_eq!(audit[0].actor.name, winner);
+    assert_eq!(audit[0].actor.address.as_deref(), Some("127.0.0.1"));
+    assert!(
+        audit[0].detail.contains("2 recipient"),
+        "{}",
+        audit[0].detail
+    );
+}
+
+#[tokio::test]
+async fn reject_records_the_reason_and_blocks_a_later_release() {
+    let tmp = TempDir::new("reject");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    let held = held_copy(
+        &spool,
+        &["parent@example.com"],
+        &["misdirected_domain"],
+        vec![],
+    );
+    let id = held.id.clone();
+    store
+        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .await
+        .unwrap();
+
+    let rec = store
+        .reject(&id, &dpo("carol"), "wrong recipient", T0 + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(rec.status, HeldStatus::Rejected);
+    assert_eq!(rec.reason.as_deref(), Some("wrong recipient"));
+    assert_eq!(rec.decided_ms, Some(T0 + 60_000));
+    match store
+        .release(&id, &dpo("dave"), &spool, false, T0 + 120_000)
+        .await
+    {
+        Err(StoreError::AlreadyDecided {
+            status: HeldStatus::Rejected,
+            by,
+            at_ms,
+        }) => {
+            assert_eq!(by.as_deref(), Some("carol"));
+            assert_eq!(at_ms, Some(T0 + 60_000));
+        }
+        other => panic!("expected AlreadyDecided, got {other:?}"),
+    }
+    assert!(matches!(
+        store.reject(&id, &dpo("dave"), "", T0).await,
+        Err(StoreError::AlreadyDecided { .. })
+    ));
+    assert!(
+        store
+            .claim_due("w", T0 + 200_000, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let audit = store.audit_list(&AuditFilter::default()).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, "reject");
+    assert_eq!(audit[0].target.as_deref(), Some(id.as_str()));
+    assert!(audit[0].detail.contains("wrong recipient"));
+
+    assert!(matches!(
+        store
+            .release(
+                "01JNOSUCHCOPY0000000000000",
+                &dpo("dave"),
+                &spool,
+                false,
+                T0
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .held_get("01JNOSUCHCOPY0000000000000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_false_positive_is_recorded_per_detector_and_audited() {
+    let tmp = TempDir::new("fp");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = new_id();
+    let held = held_copy(
+        &spool,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![
+            finding("uk_nhs_number", "body", 1),
+            finding("date_of_birth", "body", 1),
+            finding("uk_nhs_number", "attachment:letter.pdf", 2),
+        ],
+    );
+    let id = held.id.clone();
+    store
+        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .await
+        .unwrap();
+    let rec = store
+        .release(&id, &dpo("erin"), &spool, true, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(rec.status, HeldStatus::Released);
+    assert_eq!(
+        store.false_positive_counts().await.unwrap(),
+        vec![
+            ("date_of_birth".to_string(), 1),
+            ("uk_nhs_number".to_string(), 1)
+        ]
+    );
+    let actions: Vec<String> = store
+        .audit_list(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, ["false-positive", "release"], "newest first");
+    let fp = store
+        .audit_list(&AuditFilter {
+            action: Some("false-positive".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(fp[0].detail, "detectors: date_of_birth, uk_nhs_number");
+}
+
+#[tokio::test]
+async fn the_audit_trail_cannot_be_changed() {
+    let tmp = TempDir::new("audit");
+    let store = Store::open(tmp.path()).await.unwrap();
+    for (i, action) in ["login", "user-add", "login"].iter().enumerate() {
+        store
+            .audit(&AuditEntry {
+                at_ms: T0 + i as i64,
+                actor: Actor {
+                    name: format!("cli:user{i}"),
+                    address: None,
+                },
+                action: action.to_string(),
+                target: (i == 1).then(|| "frank".to_string()),
+                detail: format!("entry {i}"),
+            })
+            .await
+            .unwrap();
+    }
+    let all = store.audit_list(&AuditFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all[0].seq > all[1].seq && all[1].seq > all[2].seq);
+    let logins = store
+        .audit_list(&AuditFilter {
+            action: Some("login".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logins.len(), 2);
+    let since = store
+        .audit_list(&AuditFilter {
+            since_ms: Some(T0 + 1),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 2);
+    let by = store
+        .audit_list(&AuditFilter {
+            actor: Some("cli:user1".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by[0].target.as_deref(), Some("frank"));
+    let page = store
+        .audit_list(&AuditFilter {
+            limit: 1,
+            offset: 1,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page, vec![all[1].clone()]);
+
+    let mut conn = raw(&tmp).await;
+    let upd = sqlx::query("UPDATE audit SET detail = 'changed'")
+        .execute(&mut conn)
+        .await;
+    assert!(upd.unwrap_err().to_string().contains("append-only"));
+    let del = sqlx::query("DELETE FROM audit").execute(&mut conn).await;
+    assert!(del.unwrap_err().to_string().contains("append-only"));
+    assert_eq!(
+        store.audit_list(&AuditFilter::default()).await.unwrap(),
+        all
+    );
+}
+
+#[tokio::test]
+async fn held_list_filters_and_orders_newest_first() {
+    let tmp = TempDir::new("held-list");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let mk = |sender: &str, at: i64, rule: &str, detector: &str| {
+        let held = held_copy(
+            &new_id(),
+            &["parent@example.com"],
+            &[rule],
+            vec![finding(detector, "attachment:class.xlsx", 3)],
+        );
+        let id = held.id.clone();
+        (id, message(sender, at, vec![held]))
+    };
+    let (old, m1) = mk(
+        "teacher@lumen.sch.uk",
+        T0,
+        "personal_data_external",
+        "uk_upn",
+    );
+    let (mid, m2) = mk("head@lumen.sch.uk", T0 + 1_000, "bulk_send", "uk_nino");
+    let (new, m3) = mk(
+        "Teacher@Lumen.sch.uk",
+        T0 + 2_000,
+        "personal_data_external",
+        "uk_nino",
+    );
+    for m in [&m1, &m2, &m3] {
+        store.accept(m).await.unwrap();
+    }
+    let ids = |v: Vec<hallpass_store::HeldRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+
+    let all = store.held_list(&HeldFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [new.clone(), mid.clone(), old.clone()]
+    );
+    let first = &all[2];
+    assert_eq!(first.from, "teacher@lumen.sch.uk");
+    assert_eq!(first.rcpt, ["parent@example.com"]);
+    assert_eq!(first.rules, ["personal_data_external"]);
+    assert_eq!(
+        first.findings,
+        vec![finding("uk_upn", "attachment:class.xlsx", 3)]
+    );
+    assert_eq!(first.status, HeldStatus::Held);
+    assert_eq!(first.received_ms, T0);
+    assert_eq!(first.size, 1234);
+    assert_eq!(first.message_id, m1.message_id);
+    assert_eq!(first.spool_id, m1.copies[0].spool_id);
+
+    let f = |g: fn(&mut HeldFilter)| {
+        let mut f = HeldFilter::default();
+        g(&mut f);
+        f
+    };
+    assert_eq!(
+        ids(store
+            .held_list(&f(|f| f.rule = Some("personal_data_external".into())))
+            .await
+            .unwrap()),
+        [new.clone(), old.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .held_list(&f(|f| f.sender = Some("TEACHER@lumen.sch.uk".into())))
+            .await
+            .unwrap()),
+        [new.clone(), old.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .held_list(&f(|f| f.since_ms = Some(T0 + 1_000)))
+            .await
+            .unwrap()),
+        [new.clone(), mid.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .held_list(&f(|f| f.detector = Some("uk_nino".into())))
+            .await
+            .unwrap()),
+        [new.clone(), mid.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .held_list(&f(|f| {
+                f.limit = 1;
+                f.offset = 1;
+            }))
+            .await
+            .unwrap()),
+        vec![mid.clone()]
+    );
+
+    // Decided copies leave the default list but stay in the others.
+    store
+        .release(&mid, &dpo("g"), &m2.copies[0].spool_id, false, T0 + 5_000)
+        .await
+        .unwrap();
+    store.reject(&old, &dpo("g"), "", T0 + 6_000).await.unwrap();
+    assert_eq!(
+        ids(store.held_list(&HeldFilter::default()).await.unwrap()),
+        vec![new.clone()]
+    );
+    assert_eq!(
+        ids(store.held_list(&f(|f| f.status = None)).await.unwrap()),
+        [new.clone(), mid.clone(), old.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .held_list(&f(|f| f.status = Some(HeldStatus::Released)))
+            .await
+            .unwrap()),
+        vec![mid.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .held_list(&f(|f| f.status = Some(HeldStatus::Rejected)))
+            .await
+            .unwrap()),
+        vec![old.clone()]
+    );
+}
+
+#[tokio::test]
+async fn users_add_verify_disable_token_and_remove() {
+    let tmp = TempDir::new("users");
+    let store = Store::open(tmp.path()).await.unwrap();
+    store
+        .user_add("dpo@lumen.sch.uk", Role::Dpo, "first password")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .user_add("dpo@lumen.sch.uk", Role::Admin, "other")
+            .await,
+        Err(StoreError::Exists)
+    ));
+    assert!(matches!(
+        store.user_add("two words", Role::Dpo, "pw").await,
+        Err(StoreError::InvalidUserName(_))
+    ));
+    assert!(matches!(
+        store.user_add("relay1", Role::Relay, "").await,
+        Err(StoreError::EmptyPassword)
+    ));
+
+    let u = store
+        .user_verify("dpo@lumen.sch.uk", "first password")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.name, "dpo@lumen.sch.uk");
+    assert_eq!(u.role, Role::Dpo);
+    assert!(!u.disabled);
+    assert!(
+        store
+            .user_verify("dpo@lumen.sch.uk", "wrong")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .user_verify("nobody", "first password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The stored hash is argon2id, never the password.
+    let mut conn = raw(&tmp).await;
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("first password"));
+
+    store
+        .user_set_password("dpo@lumen.sch.uk", "second password")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_verify("dpo@lumen.sch.uk", "first password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .user_verify("dpo@lumen.sch.uk", "second password")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        store.user_set_password("nobody", "x").await,
+        Err(StoreError::NoSuchUser)
+    ));
+
+    let token = store.user_new_token("dpo@lumen.sch.uk").await.unwrap();
+    assert!(token.starts_with("hp_") && token.len() == 67, "{token}");
+    assert_eq!(
+        store.user_by_token(&token).await.unwrap().unwrap().name,
+        "dpo@lumen.sch.uk"
+    );
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains(&token[3..]),
+        "only a digest of the token is kept"
+    );
+    let newer = store.user_new_token("dpo@lumen.sch.uk").await.unwrap();
+    assert_ne!(newer, token);
+    assert!(
+        store.user_by_token(&token).await.unwrap().is_none(),
+        "the old token is replaced"
+    );
+    assert!(store.user_by_token(&newer).await.unwrap().is_some());
+    assert!(store.user_by_token("hp_0000").await.unwrap().is_none());
+    assert!(matches!(
+        store.user_new_token("nobody").await,
+        Err(StoreError::NoSuchUser)
+    ));
+
+    store
+        .user_set_disabled("dpo@lumen.sch.uk", true)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_verify("dpo@lumen.sch.uk", "second password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.user_by_token(&newer).await.unwrap().is_none());
+    assert!(store.user_list().await.unwrap()[0].disabled);
+    store
+        .user_set_disabled("dpo@lumen.sch.uk", false)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_verify("dpo@lumen.sch.uk", "second password")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    store
+        .user_add("relay1", Role::Relay, "relay secret")
+        .await
+        .unwrap();
+    let names: Vec<(String, Role)> = store
+        .user_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.name, u.role))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("dpo@lumen.sch.uk".into(), Role::Dpo),
+            ("relay1".into(), Role::Relay)
+        ]
+    );
+
+    store.user_remove("dpo@lumen.sch.uk").await.unwrap();
+    assert!(
+        store
+            .user_verify("dpo@lumen.sch.uk", "second password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.user_by_token(&newer).await.unwrap().is_none());
+    assert!(matches!(
+        store.user_remove("dpo@lumen.sch.uk").await,
+        Err(StoreError::NoSuchUser)
+    ));
+    assert!(matches!(
+        store.user_set_disabled("dpo@lumen.sch.uk", true).await,
+        Err(StoreError::NoSuchUser)
+    ));
+}
+
+#[test]
+fn roles_and_statuses_parse_and_print() {
+    for r in [Role::Dpo, Role::Admin, Role::Relay] {
+        assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+    }
+    for s in [HeldStatus::Held, HeldStatus::Released, HeldStatus::Rejected] {
+        assert_eq!(s.to_string().parse::<HeldStatus>().unwrap(), s);
+    }
+    let err = "root".parse::<Role>().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "unknown role \"root\": expected one of dpo, admin, relay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_on_one_folder_both_work() {
+    // As `hallpass held list` beside a running `hallpass serve`.
+    let tmp = TempDir::new("two");
+    let serve = Store::open(tmp.path()).await.unwrap();
+    let cli = Store::open(tmp.path()).await.unwrap();
+    let held = held_copy(
+        &new_id(),
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![],
+    );
+    let id = held.id.clone();
+    serve
+        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .await
+        .unwrap();
+    let listed = cli.held_list(&HeldFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    cli.release(&id, &dpo("cli:root"), &listed[0].spool_id, false, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        serve.held_get(&id).await.unwrap().unwrap().status,
+        HeldStatus::Released
+    );
+    assert_eq!(
+        serve.claim_due("w", T0 + 1, LEASE, 10).await.unwrap().len(),
+        1
+    );
+
+    cli.user_add("admin", Role::Admin, "pw one").await.unwrap();
+    assert!(
+        serve
+            .user_verify("admin", "pw one")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Writers on both handles at once wait for each other instead of failing.
+    let mut tasks = Vec::new();
+    for (i, s) in [serve.clone(), cli.clone()]
+        .into_iter()
+        .cycle()
+        .take(20)
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let c = copy(CopyKind::Deliver, &new_id(), &["x@example.com"]);
+            s.accept(&message("s@lumen.sch.uk", T0 + i as i64, vec![c]))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(cli.queue_stats(T0 + 100).await.unwrap().queued, 21);
+}
+
+#[tokio::test]
+async fn the_sliding_window_counts_recent_recipients_per_sender() {
+    let tmp = TempDir::new("counters");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let hour = 3_600_000;
+    let s = "teacher@lumen.sch.uk";
+    assert_eq!(store.add_and_count(s, 10, T0, hour).await.unwrap(), 10);
+    assert_eq!(
+        store.add_and_count(s, 5, T0 + 1_000, hour).await.unwrap(),
+        15
+    );
+    assert_eq!(
+        store
+            .add_and_count("Teacher@Lumen.sch.uk", 1, T0 + 2_000, hour)
+            .await
+            .unwrap(),
+        16
+    );
+    assert_eq!(
+        store
+            .add_and_count("head@lumen.sch.uk", 7, T0 + 2_000, hour)
+            .await
+            .unwrap(),
+        7
+    );
+    // The first event falls out exactly one window later; the second just after.
+    assert_eq!(
+        store
+            .add_and_count(s, 0, T0 + hour - 1, hour)
+            .await
+            .unwrap(),
+        16
+    );
+    assert_eq!(store.add_and_count(s, 0, T0 + hour, hour).await.unwrap(), 6);
+    assert_eq!(
+        store
+            .add_and_count(s, 2, T0 + hour + 1_000, hour)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .add_and_count(s, 0, T0 + 3 * hour, hour)
+            .await
+            .unwrap(),
+        0
+    );
+    // Pruned: old events of every sender are gone from the table.
+    let mut conn = raw(&tmp).await;
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM counter_events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn spool_files_without_a_record_are_found_for_removal() {
+    let tmp = TempDir::new("orphans");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let spool = store.spool().clone();
+    let (recorded, orphan) = (new_id(), new_id());
+    spool.write(&recorded, b"kept").await.unwrap();
+    spool
+        .write(&orphan, b"written, then the process died")
+        .await
+        .unwrap();
+    let m = message(
+        "teacher@lumen.sch.uk",
+        T0,
+        vec![copy(CopyKind::Deliver, &recorded, &["head@lumen.sch.uk"])],
+    );
+    store.accept(&m).await.unwrap();
+
+    let on_disk = spool
+        .ids_older_than(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(on_disk.len(), 2);
+    assert_eq!(
+        store.unknown_spool_ids(&on_disk).await.unwrap(),
+        vec![orphan]
+    );
+    // A file younger than the age asked for is not listed: it may be mid-accept.
+    let young = spool
+        .ids_older_than(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(young.is_empty());
+}

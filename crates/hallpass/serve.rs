@@ -1,0 +1,740 @@
+//! `hallpass serve`: the relay. SMTP in (hallpass-smtp), the verdict from the
+//! engine before the reply, the message durably in the spool and the store
+//! before a 250, and a delivery worker that passes copies on (hallpass-deliver),
+//! retries, and bounces what the upstream refuses.
+//!
+//! Order of work for one message (DESIGN.md, "the flow of one message"):
+//! count the sender's window, scan off the async threads within the time
+//! budget, split the recipients by verdict, write the spool files (fsync'd),
+//! record the message and its copies in one transaction, wake the worker,
+//! answer. Any failure before the record answers 451: nothing is
+//! half-accepted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hallpass_core::{Config, Envelope as ScanEnvelope, RecipientClass, RuleId, Verdict};
+use hallpass_deliver::{Deliverer, RcptOutcome, Target};
+use hallpass_engine::{Engine, Report, ScanOptions};
+use hallpass_smtp::{Envelope, Handler, Reply};
+use hallpass_store::{
+    Batch, CopyKind, Counters, FindingRecord, NewCopy, NewMessage, Outcome, Spool, Store, new_id,
+};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::clock;
+
+/// Everything a running relay shares between sessions and the worker.
+pub struct Relay {
+    engine: Arc<Engine>,
+    store: Store,
+    spool: Spool,
+    hostname: String,
+    /// Scans at once: one per core, so memory stays bounded under load.
+    scans: Semaphore,
+    /// Rings when there is something new to deliver.
+    wake: Arc<Notify>,
+}
+
+/// Opens the store and spool under `[storage] path`.
+pub async fn open_storage(config: &Config) -> anyhow::Result<(Store, Spool)> {
+    use anyhow::Context as _;
+    if config.storage.url.is_some() {
+        anyhow::bail!(
+            "[storage] url is set, but this build keeps its store in SQLite under [storage] path; remove the url"
+        );
+    }
+    let dir = &config.storage.path;
+    let store = Store::open(dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+    let spool = store.spool().clone();
+    Ok((store, spool))
+}
+
+/// The host name in greetings and `Received:` headers.
+pub fn hostname(config: &Config) -> String {
+    if !config.smtp.hostname.is_empty() {
+        return config.smtp.hostname.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Runs the relay until SIGTERM or SIGINT.
+pub async fn run(engine: Engine) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let config = engine.config().clone();
+    let (store, spool) = open_storage(&config).await?;
+    let hostname = hostname(&config);
+    let settings = smtp_settings(&config, &hostname)?;
+    let deliverer = Arc::new(Deliverer::new(
+        upstream_target(&config)?,
+        hallpass_deliver::Settings {
+            helo_name: hostname.clone(),
+            concurrency: config.delivery.concurrency as usize,
+            timeout: Duration::from_secs(60),
+            require_tls: config.delivery.require_tls,
+            accept_invalid_certs: config.delivery.accept_invalid_certs,
+            idle_keep: Duration::from_secs(30),
+        },
+    ));
+    let relay = Arc::new(Relay {
+        engine: Arc::new(engine),
+        store,
+        spool,
+        hostname,
+        scans: Semaphore::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        ),
+        wake: Arc::new(Notify::new()),
+    });
+
+    // Signal handlers first: a SIGTERM from here on is a graceful stop.
+    let stop_signal = shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(config.smtp.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.smtp.listen))?;
+    let local: SocketAddr = listener.local_addr()?;
+    let console_listener = tokio::net::TcpListener::bind(config.console.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the console", config.console.listen))?;
+    let console_local: SocketAddr = console_listener.local_addr()?;
+    eprintln!("hallpass: smtp listening on {local}");
+    eprintln!("hallpass: console listening on http://{console_local}/");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(worker(relay.clone(), deliverer.clone(), stop_rx.clone()));
+    let engine = relay.engine.clone();
+    let console_state = hallpass_console::ConsoleState {
+        store: relay.store.clone(),
+        spool: relay.spool.clone(),
+        rewrite: Arc::new(move |b: &[u8]| engine.hide_recipients(b)),
+        wake: relay.wake.clone(),
+        // The console shares the relay's TLS settings in a later stage; over
+        // plain HTTP a Secure cookie would never be sent back.
+        secure_cookies: false,
+        organisation: config.organisation.name.clone(),
+    };
+    let mut console_stop = stop_rx.clone();
+    let console = tokio::spawn(hallpass_console::serve(
+        console_listener,
+        console_state,
+        async move {
+            let _ = console_stop.changed().await;
+        },
+    ));
+    let shutdown = async move {
+        stop_signal.await;
+        tracing::info!("shutting down: no new connections; finishing sessions in flight");
+    };
+    hallpass_smtp::serve(listener, Arc::new(settings), relay.clone(), shutdown).await?;
+    let _ = stop_tx.send(true);
+    relay.wake.notify_one();
+    match tokio::time::timeout(Duration::from_secs(30), console).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "the console stopped with an error"),
+        Err(_) => tracing::warn!("the console did not stop within 30 s"),
+        _ => {}
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    deliverer.close_idle().await;
+    relay.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves at the first SIGTERM or SIGINT; the handlers are installed now.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+fn smtp_settings(config: &Config, hostname: &str) -> anyhow::Result<hallpass_smtp::Settings> {
+    let c = &config.smtp;
+    let mut s = hallpass_smtp::Settings::new(hostname.to_string());
+    s.max_message_size = c.max_message_size;
+    s.max_recipients = c.max_recipients as usize;
+    s.max_connections = c.max_connections as usize;
+    s.max_connections_per_client = c.max_connections_per_client as usize;
+    s.command_timeout = Duration::from_secs(c.command_timeout_seconds);
+    s.data_timeout = Duration::from_secs(c.data_timeout_seconds);
+    s.allowed_networks = c.allowed_networks.clone();
+    s.internal_domains = config.organisation.internal_domains.clone();
+    s.restrict_senders = c.restrict_senders;
+    if let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) {
+        s.tls = Some(hallpass_smtp::load_tls(cert, key)?);
+    }
+    Ok(s)
+}
+
+/// Where copies go.
+fn upstream_target(config: &Config) -> anyhow::Result<Target> {
+    Ok(match &config.upstream {
+        hallpass_core::config::Upstream::Dir(p) => Target::Dir(p.clone()),
+        hallpass_core::config::Upstream::Smtp(a) => a.parse().map_err(|e| {
+            anyhow::anyhow!("{}: [upstream] address `{a}`: {e}", config.source.display())
+        })?,
+    })
+}
+
+impl Handler for Relay {
+    async fn authenticate(&self, user: &str, password: &str) -> bool {
+        match self.store.user_verify(user, password).await {
+            Ok(Some(u)) => u.role == hallpass_store::Role::Relay && !u.disabled,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check a relay account");
+                false
+            }
+        }
+    }
+
+    async fn message(&self, envelope: Envelope, data: Vec<u8>) -> Reply {
+        match self.accept(envelope, data).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "message not accepted: answering 451");
+                Reply::new(
+                    451,
+                    "4.3.0",
+                    "hallpass cannot take this message just now; please try again later",
+                )
+            }
+        }
+    }
+}
+
+/// What happens to one message, decided from its report.
+#[derive(Debug)]
+pub struct Plan {
+    /// Rules that fired (any action).
+    pub rules: Vec<RuleId>,
+    /// Refused outright (a rule whose action is reject).
+    pub reject: bool,
+    /// Recipients whose copy goes on now.
+    pub deliver: Vec<String>,
+    /// The delivered copy has its To/Cc rewritten.
+    pub rewrite: bool,
+    /// Recipients whose copy is held, and the rules that hold it.
+    pub hold: Vec<String>,
+    /// Rules that concern the held copy.
+    pub hold_rules: Vec<RuleId>,
+}
+
+/// Splits the recipients by their verdicts. The rewrite, when any recipient
+/// needs it, applies to every delivered copy: the point is that no one sees
+/// the exposed list.
+pub fn plan(report: &Report, rcpts: &[String]) -> Plan {
+    let d = &report.decision;
+    let mut p = Plan {
+        rules: report.rules(),
+        reject: d.verdict == Verdict::Reject,
+        deliver: Vec::new(),
+        rewrite: false,
+        hold: Vec::new(),
+        hold_rules: Vec::new(),
+    };
+    let mut held_idx = Vec::new();
+    for (i, r) in rcpts.iter().enumerate() {
+        match d.per_recipient.get(i).copied().unwrap_or(Verdict::Hold) {
+            Verdict::Hold | Verdict::Reject => {
+                held_idx.push(i);
+                p.hold.push(r.clone());
+            }
+            Verdict::Rewrite => {
+                p.rewrite = true;
+                p.deliver.push(r.clone());
+            }
+            Verdict::Deliver => p.deliver.push(r.clone()),
+        }
+    }
+    for h in &d.hits {
+        if matches!(h.action, hallpass_core::Action::Hold)
+            && h.recipients.iter().any(|i| held_idx.contains(i))
+            && !p.hold_rules.contains(&h.rule)
+        {
+            p.hold_rules.push(h.rule);
+        }
+    }
+    p
+}
+
+fn finding_records(report: &Report) -> Vec<FindingRecord> {
+    report
+        .findings
+        .iter()
+        .map(|f| FindingRecord {
+            detector: f.detector.as_str().to_string(),
+            location: f.location.as_str().to_string(),
+            count: f.count,
+            confidence: f.confidence.as_str().to_string(),
+        })
+        .collect()
+}
+
+impl Relay {
+    async fn accept(&self, envelope: Envelope, data: Vec<u8>) -> anyhow::Result<Reply> {
+        use anyhow::Context as _;
+        let received_ms = clock::now_ms();
+        let id = new_id();
+        let config = self.engine.config();
+
+        // The sender's window counts this message's outside recipients.
+        let outside = envelope
+            .rcpt_to
+            .iter()
+            .filter(|r| self.engine.policy().classify(r) != RecipientClass::Internal)
+            .count() as u64;
+        let window = if outside > 0 && !envelope.mail_from.is_empty() {
+            let w = &config.rules.bulk_send;
+            Some(
+                self.store
+                    .add_and_count(
+                        &envelope.mail_from.to_ascii_lowercase(),
+                        outside,
+                        received_ms,
+                        (w.window_seconds * 1000) as i64,
+                    )
+                    .await
+                    .context("cannot count the sender's recent recipients")?,
+            )
+        } else {
+            None
+        };
+
+        let data = Arc::new(data);
+        let scan_started = Instant::now();
+        let report = self.scan(&envelope, data.clone(), window).await?;
+        let scan_ms = scan_started.elapsed().as_millis() as u64;
+        let plan = plan(&report, &envelope.rcpt_to);
+        let rule_names: Vec<&str> = plan.rules.iter().map(|r| r.as_str()).collect();
+        // One line per message: ids, verdict, rules, sizes and timings; never
+        // a subject, an address or a value.
+        let log = |outcome: &str| {
+            tracing::info!(
+                id = %id,
+                outcome,
+                verdict = report.verdict.as_str(),
+                rules = ?rule_names,
+                findings = report.findings.len(),
+                recipients = envelope.rcpt_to.len(),
+                held = plan.hold.len(),
+                size = data.len(),
+                scan_ms,
+                total_ms = (clock::now_ms() - received_ms).max(0),
+                "message"
+            );
+        };
+        if plan.reject {
+            log("refused");
+            return Ok(Reply::new(
+                550,
+                "5.7.1",
+                format!(
+                    "Message refused by the school's data protection policy ({}). Please contact your Data Protection Officer.",
+                    rule_names.join(", ")
+                ),
+            ));
+        }
+
+        // Spool: the original with our Received: header, and the rewritten copy.
+        let received = hallpass_smtp::received_header(
+            &envelope,
+            &self.hostname,
+            &id,
+            received_ms.div_euclid(1000),
+        );
+        let mut original = Vec::with_capacity(received.len() + data.len());
+        original.extend_from_slice(received.as_bytes());
+        original.extend_from_slice(&data);
+        self.spool
+            .write(&id, &original)
+            .await
+            .context("cannot write the message to the spool")?;
+        let mut spool_ids = vec![id.clone()];
+        let mut deliver_spool = id.clone();
+        if plan.rewrite
+            && !plan.deliver.is_empty()
+            && let Some(rewritten) = self.engine.hide_recipients(&data)
+        {
+            let rid = new_id();
+            let mut bytes = Vec::with_capacity(received.len() + rewritten.len());
+            bytes.extend_from_slice(received.as_bytes());
+            bytes.extend_from_slice(&rewritten);
+            if let Err(e) = self.spool.write(&rid, &bytes).await {
+                let _ = self.spool.remove(&id).await;
+                return Err(e).context("cannot write the rewritten copy to the spool");
+            }
+            spool_ids.push(rid.clone());
+            deliver_spool = rid;
+        }
+
+        let findings = finding_records(&report);
+        let mut copies = Vec::new();
+        if !plan.deliver.is_empty() {
+            copies.push(NewCopy {
+                id: new_id(),
+                kind: CopyKind::Deliver,
+                spool_id: deliver_spool,
+                recipients: plan.deliver.clone(),
+                rules: rule_names.iter().map(|s| s.to_string()).collect(),
+                findings: findings.clone(),
+            });
+        }
+        let held_id = (!plan.hold.is_empty()).then(new_id);
+        if let Some(hid) = &held_id {
+            copies.push(NewCopy {
+                id: hid.clone(),
+                kind: CopyKind::Hold,
+                spool_id: id.clone(),
+                recipients: plan.hold.clone(),
+                rules: plan
+                    .hold_rules
+                    .iter()
+                    .map(|r| r.as_str().to_string())
+                    .collect(),
+                findings,
+            });
+        }
+        let record = NewMessage {
+            id: id.clone(),
+            received_ms,
+            sender: envelope.mail_from.clone(),
+            message_id: report.message_id.clone(),
+            size: data.len() as u64,
+            spool_ids: spool_ids.clone(),
+            copies,
+        };
+        if let Err(e) = self.store.accept(&record).await {
+            for s in &spool_ids {
+                let _ = self.spool.remove(s).await;
+            }
+            return Err(e).context("cannot record the message in the store");
+        }
+        if !plan.deliver.is_empty() {
+            self.wake.notify_one();
+        }
+        log("accepted");
+        let text = match &held_id {
+            None => format!("Ok: queued as {id}"),
+            Some(h) if plan.deliver.is_empty() => {
+                format!("Ok: queued as {id}; held for review by the Data Protection Officer ({h})")
+            }
+            Some(h) => format!(
+                "Ok: queued as {id}; the copy for {} recipient(s) is held for review by the Data Protection Officer ({h})",
+                plan.hold.len()
+            ),
+        };
+        Ok(Reply::new(250, "2.0.0", text))
+    }
+
+    /// Runs the engine on a blocking thread, within the time budget. A scan
+    /// that panics or overruns the budget badly is an error (451): the
+    /// client keeps the message.
+    async fn scan(
+        &self,
+        envelope: &Envelope,
+        data: Arc<Vec<u8>>,
+        window: Option<u64>,
+    ) -> anyhow::Result<Report> {
+        let _permit = self.scans.acquire().await?;
+        let engine = self.engine.clone();
+        let budget = Duration::from_millis(engine.config().limits.time_budget_ms);
+        let scan_env = ScanEnvelope {
+            sender: envelope.mail_from.clone(),
+            recipients: envelope.rcpt_to.clone(),
+        };
+        let today = clock::today();
+        let task = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + budget;
+            let mut ws = engine.workspace();
+            let opts = ScanOptions {
+                today,
+                explain: false,
+                sender_window_count: window,
+            };
+            engine.scan_within(&mut ws, &data, Some(&scan_env), &opts, &|| {
+                Instant::now() > deadline
+            })
+        });
+        // The budget is checked between parts; one parser call that never
+        // returns would otherwise hold the client for ever.
+        match tokio::time::timeout(budget + budget / 2 + Duration::from_secs(5), task).await {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e)) => anyhow::bail!("the scan failed: {e}"),
+            Err(_) => anyhow::bail!("the scan did not finish within its time budget"),
+        }
+    }
+}
+
+/// Lease on claimed recipients: a crash mid-send frees them after this long.
+const LEASE_MS: i64 = 10 * 60 * 1000;
+/// Longest sleep between looks at the queue (another process, such as
+/// `hallpass held release`, may have queued something).
+const POLL: Duration = Duration::from_secs(1);
+
+async fn worker(
+    relay: Arc<Relay>,
+    deliverer: Arc<Deliverer>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let owner = format!("{}:{}", relay.hostname, std::process::id());
+    match relay
+        .store
+        .requeue_expired(clock::now_ms() + LEASE_MS)
+        .await
+    {
+        Ok(n) if n > 0 => tracing::warn!(
+            recipients = n,
+            "resuming deliveries interrupted by a stop; they may be sent again"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot resume interrupted deliveries"),
+    }
+    let mut last_sweep: Option<Instant> = None;
+    let in_flight = Arc::new(Semaphore::new(
+        relay.engine.config().delivery.concurrency as usize * 2,
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = clock::now_ms();
+        match relay
+            .store
+            .claim_due(&owner, now, LEASE_MS, in_flight.available_permits() as u32)
+            .await
+        {
+            Ok(batches) => {
+                for batch in batches {
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let relay = relay.clone();
+                    let deliverer = deliverer.clone();
+                    tasks.spawn(async move {
+                        deliver_batch(&relay, &deliverer, batch).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the delivery queue"),
+        }
+        while tasks.try_join_next().is_some() {}
+        if let Err(e) = relay.store.requeue_expired(now).await {
+            tracing::error!(error = %e, "cannot requeue expired deliveries");
+        }
+        clean_spool(&relay).await;
+        if last_sweep.is_none_or(|t| t.elapsed() >= ORPHAN_AGE) {
+            remove_orphans(&relay).await;
+            last_sweep = Some(Instant::now());
+        }
+        let sleep = match relay.store.next_due().await {
+            Ok(Some(t)) => Duration::from_millis((t - clock::now_ms()).clamp(0, 1000) as u64),
+            _ => POLL,
+        };
+        tokio::select! {
+            _ = relay.wake.notified() => {}
+            _ = tokio::time::sleep(sleep.max(Duration::from_millis(20))) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    // Let attempts in flight record their results.
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn deliver_batch(relay: &Relay, deliverer: &Deliverer, batch: Batch) {
+    let config = relay.engine.config();
+    let bytes = match relay.spool.read(&batch.spool_id).await {
+        Ok(b) => b,
+        Err(e) => {
+            // Without its file the copy cannot go anywhere; keep retrying
+            // (an operator may restore the file) rather than drop it.
+            tracing::error!(copy = %batch.copy_id, error = %e, "cannot read a spool file");
+            let next = clock::now_ms() + (config.delivery.min_backoff_seconds * 1000) as i64;
+            let results: Vec<_> = batch
+                .recipients
+                .iter()
+                .map(|(row, _)| {
+                    (
+                        *row,
+                        Outcome::Deferred {
+                            reply: "spool file unreadable".into(),
+                            next_attempt_ms: next,
+                        },
+                    )
+                })
+                .collect();
+            if let Err(e) = relay.store.record(&results, clock::now_ms()).await {
+                tracing::error!(error = %e, "cannot record delivery results");
+            }
+            return;
+        }
+    };
+    let rcpts: Vec<String> = batch.recipients.iter().map(|(_, r)| r.clone()).collect();
+    let name = if batch.attempts == 0 {
+        batch.copy_id.clone()
+    } else {
+        format!("{}-{}", batch.copy_id, batch.attempts)
+    };
+    let outcomes = deliverer.send(&batch.sender, &rcpts, &bytes, &name).await;
+    let now = clock::now_ms();
+    let lifetime_ms = (config.delivery.max_queue_lifetime_hours * 3600 * 1000) as i64;
+    let delay = hallpass_deliver::retry_delay(
+        batch.attempts + 1,
+        Duration::from_secs(config.delivery.min_backoff_seconds),
+        Duration::from_secs(config.delivery.max_backoff_seconds),
+    );
+    let mut results = Vec::new();
+    let mut failed = Vec::new();
+    let mut expired = false;
+    let (mut ok, mut later, mut bad) = (0, 0, 0);
+    for ((row, rcpt), outcome) in batch.recipients.iter().zip(outcomes) {
+        let o = match outcome {
+            RcptOutcome::Delivered(reply) => {
+                ok += 1;
+                Outcome::Delivered { reply }
+            }
+            RcptOutcome::Transient(reply) if now - batch.first_queued_ms >= lifetime_ms => {
+                bad += 1;
+                expired = true;
+                failed.push((rcpt.clone(), reply.clone()));
+                Outcome::Expired { reply }
+            }
+            RcptOutcome::Transient(reply) => {
+                later += 1;
+                Outcome::Deferred {
+                    reply,
+                    next_attempt_ms: now + delay.as_millis() as i64,
+                }
+            }
+            RcptOutcome::Permanent(reply) => {
+                bad += 1;
+                failed.push((rcpt.clone(), reply.clone()));
+                Outcome::Failed { reply }
+            }
+        };
+        results.push((*row, o));
+    }
+    tracing::info!(
+        copy = %batch.copy_id,
+        attempt = batch.attempts + 1,
+        delivered = ok,
+        deferred = later,
+        failed = bad,
+        "delivery attempt"
+    );
+    if let Err(e) = relay.store.record(&results, now).await {
+        tracing::error!(error = %e, "cannot record delivery results");
+        return;
+    }
+    // Bounces go to the sender, never about a bounce (no loops) and never to <>.
+    if !failed.is_empty()
+        && !batch.sender.is_empty()
+        && batch.kind != CopyKind::Bounce
+        && let Err(e) = bounce(relay, &batch, &bytes, &failed, expired).await
+    {
+        tracing::error!(copy = %batch.copy_id, error = %format!("{e:#}"), "cannot queue a bounce");
+    }
+}
+
+async fn bounce(
+    relay: &Relay,
+    batch: &Batch,
+    original: &[u8],
+    failed: &[(String, String)],
+    expired: bool,
+) -> anyhow::Result<()> {
+    let config = relay.engine.config();
+    let now_ms = clock::now_ms();
+    let dsn = hallpass_deliver::dsn(&hallpass_deliver::Dsn {
+        reporting_mta: &relay.hostname,
+        postmaster: &config.organisation.postmaster,
+        original_sender: &batch.sender,
+        queue_id: &batch.copy_id,
+        arrival_unix: batch.first_queued_ms.div_euclid(1000),
+        now_unix: now_ms.div_euclid(1000),
+        failed,
+        original,
+        expired,
+    });
+    let id = new_id();
+    relay.spool.write(&id, &dsn).await?;
+    relay
+        .store
+        .accept(&NewMessage {
+            id: id.clone(),
+            received_ms: now_ms,
+            sender: String::new(),
+            message_id: None,
+            size: dsn.len() as u64,
+            spool_ids: vec![id.clone()],
+            copies: vec![NewCopy {
+                id: new_id(),
+                kind: CopyKind::Bounce,
+                spool_id: id,
+                recipients: vec![batch.sender.clone()],
+                rules: Vec::new(),
+                findings: Vec::new(),
+            }],
+        })
+        .await?;
+    relay.wake.notify_one();
+    Ok(())
+}
+
+/// Spool files older than this with no record in the store are leftovers of
+/// a crash between the spool write and the record (the client was never
+/// told 250, so it still has the message): they are removed.
+const ORPHAN_AGE: Duration = Duration::from_secs(300);
+
+async fn remove_orphans(relay: &Relay) {
+    let found = match relay.spool.ids_older_than(ORPHAN_AGE).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the spool");
+            return;
+        }
+    };
+    match relay.store.unknown_spool_ids(&found).await {
+        Ok(orphans) => {
+            for id in orphans {
+                tracing::warn!(spool = %id, "removing a spool file no message owns (left by a crash before its 250)");
+                if let Err(e) = relay.spool.remove(&id).await {
+                    tracing::error!(error = %e, "cannot remove an orphan spool file");
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot check the spool against the store"),
+    }
+}
+
+async fn clean_spool(relay: &Relay) {
+    let Ok(ids) = relay.store.finished_spool_ids(100).await else {
+        return;
+    };
+    for id in ids {
+        match relay.spool.remove(&id).await {
+            Ok(()) => {
+                if let Err(e) = relay.store.forget_spool(&id).await {
+                    tracing::error!(error = %e, "cannot forget a removed spool file");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot remove a finished spool file"),
+        }
+    }
+}
