@@ -3,6 +3,37 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// `as_str`, `FromStr` and `Display` for an enum of fixed words (kinds, statuses, roles), from
+/// one list, so the words cannot drift apart.
+macro_rules! string_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $ty {
+            #[doc = concat!("The word for it: ", $(concat!("`\"", $word, "\"` ")),+)]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),+
+                }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($word => Ok($ty::$variant),)+
+                    _ => Err(UnknownValue::new($what, s, concat!($($word, ", "),+).trim_end_matches(", "))),
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// A message accepted with a 250, as recorded in one transaction by [`Store::accept`].
 ///
 /// [`Store::accept`]: crate::Store::accept
@@ -54,40 +85,7 @@ pub enum CopyKind {
     Notice,
 }
 
-impl CopyKind {
-    /// `"deliver"` | `"hold"` | `"bounce"` | `"notice"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CopyKind::Deliver => "deliver",
-            CopyKind::Hold => "hold",
-            CopyKind::Bounce => "bounce",
-            CopyKind::Notice => "notice",
-        }
-    }
-}
-
-impl FromStr for CopyKind {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "deliver" => Ok(CopyKind::Deliver),
-            "hold" => Ok(CopyKind::Hold),
-            "bounce" => Ok(CopyKind::Bounce),
-            "notice" => Ok(CopyKind::Notice),
-            _ => Err(UnknownValue::new(
-                "copy kind",
-                s,
-                "deliver, hold, bounce, notice",
-            )),
-        }
-    }
-}
-
-impl fmt::Display for CopyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_enum!(CopyKind, "copy kind", { Deliver => "deliver", Hold => "hold", Bounce => "bounce", Notice => "notice" });
 
 /// A finding as stored: detector id, location, count, confidence. Never a matched value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,34 +170,7 @@ pub enum HeldStatus {
     Rejected,
 }
 
-impl HeldStatus {
-    /// `"held"` | `"released"` | `"rejected"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeldStatus::Held => "held",
-            HeldStatus::Released => "released",
-            HeldStatus::Rejected => "rejected",
-        }
-    }
-}
-
-impl FromStr for HeldStatus {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "held" => Ok(HeldStatus::Held),
-            "released" => Ok(HeldStatus::Released),
-            "rejected" => Ok(HeldStatus::Rejected),
-            _ => Err(UnknownValue::new("status", s, "held, released, rejected")),
-        }
-    }
-}
-
-impl fmt::Display for HeldStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_enum!(HeldStatus, "status", { Held => "held", Released => "released", Rejected => "rejected" });
 
 /// Which held copies to list. `Default`: status `held`, the first 100.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,34 +318,7 @@ pub enum Role {
     Relay,
 }
 
-impl Role {
-    /// `"dpo"` | `"admin"` | `"relay"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Dpo => "dpo",
-            Role::Admin => "admin",
-            Role::Relay => "relay",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "dpo" => Ok(Role::Dpo),
-            "admin" => Ok(Role::Admin),
-            "relay" => Ok(Role::Relay),
-            _ => Err(UnknownValue::new("role", s, "dpo, admin, relay")),
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_enum!(Role, "role", { Dpo => "dpo", Admin => "admin", Relay => "relay" });
 
 /// A console or relay account (never its password or token).
 #[derive(Debug, Clone, PartialEq, Eq)]
