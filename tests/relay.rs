@@ -234,8 +234,22 @@ impl Drop for Relay {
     }
 }
 
-/// Files delivered into a `dir:` outbox: (message bytes, envelope text).
+/// Copies delivered into a `dir:` outbox, without hallpass's own notices to
+/// senders (envelope sender `<>`): (message bytes, envelope text).
 fn outbox_files(dir: &Path) -> Vec<(Vec<u8>, String)> {
+    let mut files = outbox_all(dir);
+    files.retain(|(_, env)| !env.contains("MAIL FROM:<>"));
+    files
+}
+
+/// hallpass's notices to senders in a `dir:` outbox.
+fn notices(dir: &Path) -> Vec<(Vec<u8>, String)> {
+    let mut files = outbox_all(dir);
+    files.retain(|(_, env)| env.contains("MAIL FROM:<>"));
+    files
+}
+
+fn outbox_all(dir: &Path) -> Vec<(Vec<u8>, String)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -1306,7 +1320,17 @@ fn kill_9_under_load_loses_no_accepted_message_and_resends_only_copies_in_flight
             "{c} at the sink {n} times"
         );
     }
+    // Besides the clean mail, only hallpass's notices to the sender (from <>) go out.
     for m in sink.messages() {
+        if m.from.is_empty() {
+            assert!(
+                m.rcpts.len() == 1 && m.rcpts[0].starts_with("teacher"),
+                "a notice goes to the sender: {:?}",
+                m.rcpts
+            );
+            assert!(String::from_utf8_lossy(&m.data).contains("waiting for a check"));
+            continue;
+        }
         assert_eq!(
             m.rcpts,
             ["colleague@lumen.sch.uk"],
@@ -1698,4 +1722,93 @@ fn a_release_from_the_terminal_can_move_parents_to_bcc_and_mark_a_false_positive
     };
     assert_eq!(status, 200);
     assert!(body.contains("false-positive"), "{body}");
+}
+
+#[test]
+fn the_sender_is_told_when_a_message_is_held_and_when_it_is_rejected() {
+    let dir = temp_dir("notices");
+    let relay = Relay::start(&dir, "dir:outbox", "");
+    let data = message("parent@example.com", "", "notice", &pupil_record());
+    let r = send(
+        relay.addr,
+        "teacher@lumen.sch.uk",
+        &["parent@example.com"],
+        &data,
+    );
+    assert_eq!(r.0, 250, "{r:?}");
+    let held = eventually("the held notice", || {
+        Some(notices(&relay.outbox())).filter(|n| n.len() == 1)
+    });
+    let (bytes, env) = &held[0];
+    assert!(env.contains("RCPT TO:<teacher@lumen.sch.uk>"), "{env}");
+    let text = String::from_utf8_lossy(bytes);
+    assert!(text.contains("waiting for a check"), "{text}");
+    assert!(text.contains("NHS numbers"), "{text}");
+    assert!(text.contains("Auto-Submitted: auto-generated"), "{text}");
+    let nhs = hallpass_fixtures::nhs_number(&mut hallpass_fixtures::Rng::new(7));
+    assert!(
+        !text.contains(&nhs) && !text.contains(&nhs.replace(' ', "")),
+        "no value in a notice"
+    );
+
+    let id = relay.held()[0]["id"].as_str().unwrap().to_string();
+    let out = relay.hallpass(&["held", "reject", &id, "--reason", "the wrong family"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = eventually("the rejection notice", || {
+        Some(notices(&relay.outbox())).filter(|n| n.len() == 2)
+    });
+    let rejected = both
+        .iter()
+        .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+        .find(|t| t.contains("was not sent"))
+        .expect("a rejection notice");
+    assert!(rejected.contains("the wrong family"), "{rejected}");
+    assert!(
+        outbox_files(&relay.outbox()).is_empty(),
+        "the message itself never left"
+    );
+}
+
+#[test]
+fn notices_can_be_switched_off_and_reworded() {
+    let dir = temp_dir("notices-off");
+    let relay = Relay::start(&dir, "dir:outbox", "[notifications]\nenabled = false\n");
+    let data = message("parent@example.com", "", "quiet", &pupil_record());
+    let r = send(
+        relay.addr,
+        "teacher@lumen.sch.uk",
+        &["parent@example.com"],
+        &data,
+    );
+    assert_eq!(r.0, 250, "{r:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(notices(&relay.outbox()).is_empty());
+    drop(relay);
+
+    let dir = temp_dir("notices-reworded");
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("templates/held.txt"),
+        "Subject: Held: {{subject}}\n\nOur own words about {{findings}}\n",
+    )
+    .unwrap();
+    let relay = Relay::start(&dir, "dir:outbox", "");
+    let r = send(
+        relay.addr,
+        "teacher@lumen.sch.uk",
+        &["parent@example.com"],
+        &data,
+    );
+    assert_eq!(r.0, 250, "{r:?}");
+    let n = eventually("the reworded notice", || {
+        Some(notices(&relay.outbox())).filter(|n| !n.is_empty())
+    });
+    let text = String::from_utf8_lossy(&n[0].0);
+    assert!(text.contains("Subject: Held: quiet"), "{text}");
+    assert!(text.contains("Our own words about - "), "{text}");
+    assert!(text.contains("- NHS numbers (1), in the message"), "{text}");
 }

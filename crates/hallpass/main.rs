@@ -5,6 +5,7 @@
 
 mod clock;
 mod held;
+mod notify;
 mod scan;
 mod serve;
 mod user;

@@ -23,7 +23,7 @@ use hallpass_store::{
 };
 use tokio::sync::{Notify, Semaphore};
 
-use crate::clock;
+use crate::{clock, notify};
 
 /// Everything a running relay shares between sessions and the worker.
 pub struct Relay {
@@ -424,9 +424,31 @@ impl Relay {
             }
             return Err(e).context("cannot record the message in the store");
         }
-        if !plan.deliver.is_empty() {
-            self.wake.notify_one();
+        if let Some(hid) = &held_id {
+            let held = record.copies.last().expect("the held copy");
+            let about = notify::About {
+                id: hid,
+                sender: &envelope.mail_from,
+                recipients: &held.recipients,
+                rules: &held.rules,
+                findings: &held.findings,
+                message: &data,
+            };
+            // The message is safe in the quarantine already; a notice that
+            // cannot be queued is logged, not a reason to refuse it.
+            if let Err(e) = notify::send(
+                &self.engine,
+                &self.store,
+                &self.spool,
+                notify::Kind::Held,
+                &about,
+            )
+            .await
+            {
+                tracing::error!(id = %id, error = %format!("{e:#}"), "cannot queue the sender's notice");
+            }
         }
+        self.wake.notify_one();
         log("accepted");
         let text = match &held_id {
             None => format!("Ok: queued as {id}"),

@@ -36,6 +36,8 @@ pub struct Config {
     pub console: Console,
     /// Where detector files are.
     pub detectors: Detectors,
+    /// Emails to senders about their held messages.
+    pub notifications: Notifications,
     /// Rule actions and thresholds.
     pub rules: Rules,
     /// Limits on what one message may cost to read.
@@ -131,6 +133,16 @@ pub struct Counters {
 pub struct Console {
     /// Address and port of the web console.
     pub listen: SocketAddr,
+}
+
+/// `[notifications]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notifications {
+    /// Tell senders when a message of theirs is held, released or rejected.
+    pub enabled: bool,
+    /// Folder of the wording (`held.txt`, `released.txt`, `rejected.txt`); a file that is
+    /// missing there falls back to the shipped wording.
+    pub templates: PathBuf,
 }
 
 /// `[detectors]`.
@@ -462,6 +474,10 @@ impl Config {
             detectors: Detectors {
                 path: base.join(raw.detectors.path),
             },
+            notifications: Notifications {
+                enabled: raw.notifications.enabled,
+                templates: base.join(raw.notifications.templates),
+            },
             rules: Rules {
                 personal_data_external: PersonalDataRule {
                     action: r.personal_data_external.action,
@@ -593,6 +609,8 @@ struct RawConfig {
     console: RawConsole,
     #[serde(default)]
     detectors: RawDetectors,
+    #[serde(default)]
+    notifications: RawNotifications,
     #[serde(default)]
     rules: RawRules,
     #[serde(default)]
@@ -737,6 +755,22 @@ impl Default for RawDetectors {
     fn default() -> Self {
         RawDetectors {
             path: "detectors".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNotifications {
+    enabled: bool,
+    templates: String,
+}
+
+impl Default for RawNotifications {
+    fn default() -> Self {
+        RawNotifications {
+            enabled: true,
+            templates: "templates".into(),
         }
     }
 }
