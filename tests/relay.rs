@@ -1666,6 +1666,15 @@ fn the_console_runs_beside_the_relay_and_a_release_there_is_delivered() {
     let (status, _, body) = http(relay.console, "GET", "/api/audit", &auth, "");
     assert_eq!(status, 200);
     assert!(body.contains("release"), "{body}");
+    // The sender hears twice: held, then sent on by the DPO.
+    let told = eventually("the release notice", || {
+        Some(notices(&relay.outbox())).filter(|n| n.len() == 2)
+    });
+    assert!(
+        told.iter()
+            .any(|(b, _)| String::from_utf8_lossy(b).contains("has been sent on")),
+        "a release notice"
+    );
 }
 
 #[test]

@@ -117,6 +117,15 @@ pub async fn run(engine: Engine) -> anyhow::Result<()> {
         spool: relay.spool.clone(),
         rewrite: Arc::new(move |b: &[u8]| engine.hide_recipients(b)),
         wake: relay.wake.clone(),
+        decided: {
+            let relay = relay.clone();
+            Arc::new(
+                move |held: hallpass_store::HeldRecord, reason: Option<String>| {
+                    let relay = relay.clone();
+                    Box::pin(async move { relay.tell_sender(&held, reason).await })
+                },
+            )
+        },
         // The console shares the relay's TLS settings in a later stage; over
         // plain HTTP a Secure cookie would never be sent back.
         secure_cookies: false,
@@ -463,6 +472,30 @@ impl Relay {
         Ok(Reply::new(250, "2.0.0", text))
     }
 
+    /// Tells the sender what the DPO decided about their held copy.
+    async fn tell_sender(&self, held: &hallpass_store::HeldRecord, rejected: Option<String>) {
+        let message = self.spool.read(&held.spool_id).await.unwrap_or_default();
+        let about = notify::About {
+            id: &held.id,
+            sender: &held.from,
+            recipients: &held.rcpt,
+            rules: &held.rules,
+            findings: &held.findings,
+            message: &message,
+        };
+        let kind = match rejected {
+            Some(reason) => notify::Kind::Rejected(reason),
+            None => notify::Kind::Released,
+        };
+        match notify::send(&self.engine, &self.store, &self.spool, kind, &about).await {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(id = %held.id, error = %format!("{e:#}"), "cannot queue the sender's notice")
+            }
+        }
+    }
+
     /// Runs the engine on a blocking thread, within the time budget. A scan
     /// that panics or overruns the budget badly is an error (451): the
     /// client keeps the message.
@@ -563,6 +596,7 @@ async fn worker(
         clean_spool(&relay).await;
         if last_sweep.is_none_or(|t| t.elapsed() >= ORPHAN_AGE) {
             remove_orphans(&relay).await;
+            purge(&relay).await;
             last_sweep = Some(Instant::now());
         }
         let sleep = match relay.store.next_due().await {
@@ -742,6 +776,49 @@ async fn remove_orphans(relay: &Relay) {
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot check the spool against the store"),
+    }
+}
+
+/// Retention: held copies past `held_retention_days` are rejected and
+/// purged, decided ones past `decided_retention_days` purged; their files go.
+async fn purge(relay: &Relay) {
+    const DAY_MS: i64 = 86_400_000;
+    let s = &relay.engine.config().storage;
+    let actor = hallpass_store::Actor {
+        name: "retention".into(),
+        address: None,
+    };
+    let ids = match relay
+        .store
+        .purge(
+            clock::now_ms(),
+            i64::from(s.held_retention_days) * DAY_MS,
+            i64::from(s.decided_retention_days) * DAY_MS,
+            &actor,
+        )
+        .await
+    {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot apply the retention periods");
+            return;
+        }
+    };
+    if !ids.is_empty() {
+        tracing::info!(
+            files = ids.len(),
+            "retention: purged messages past their period"
+        );
+    }
+    for id in ids {
+        match relay.spool.remove(&id).await {
+            Ok(()) => {
+                if let Err(e) = relay.store.forget_spool(&id).await {
+                    tracing::error!(error = %e, "cannot forget a purged spool file");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot remove a purged spool file"),
+        }
     }
 }
 

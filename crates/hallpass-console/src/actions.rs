@@ -94,6 +94,7 @@ impl App {
         match result {
             Ok(record) => {
                 self.console.wake.notify_one();
+                (self.console.decided)(record.clone(), None).await;
                 tracing::info!(id, by = %caller.name, rewritten = rewritten.is_some(), false_positive, "held message released");
                 Ok(Released {
                     record,
@@ -125,6 +126,7 @@ impl App {
             .reject(id, &caller.actor(), reason, clock::now_ms())
             .await?;
         tracing::info!(id, by = %caller.name, "held message rejected");
+        (self.console.decided)(record.clone(), Some(reason.to_string())).await;
         Ok(record)
     }
 }

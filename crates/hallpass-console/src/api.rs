@@ -264,7 +264,7 @@ fn back(app: &App, caller: &Caller, id: &str, outcome: Result<String, String>) -
     Redirect::to(&format!("/held/{}", crate::pages::path_segment(id))).into_response()
 }
 
-fn capitalised(s: &str) -> String {
+pub(crate) fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect(),

@@ -21,6 +21,8 @@ pub(crate) enum Failure {
     Forbidden(String),
     /// 404.
     NotFound(String),
+    /// 409: something of that name exists already (an account).
+    Conflict(String),
     /// 409: the held message was decided already.
     AlreadyDecided {
         /// What was decided.
@@ -53,7 +55,7 @@ impl Failure {
             Failure::Unauthenticated => StatusCode::UNAUTHORIZED,
             Failure::Forbidden(_) => StatusCode::FORBIDDEN,
             Failure::NotFound(_) => StatusCode::NOT_FOUND,
-            Failure::AlreadyDecided { .. } => StatusCode::CONFLICT,
+            Failure::Conflict(_) | Failure::AlreadyDecided { .. } => StatusCode::CONFLICT,
             Failure::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Failure::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,7 +65,10 @@ impl Failure {
     /// What the client is told.
     pub(crate) fn message(&self) -> String {
         match self {
-            Failure::BadRequest(m) | Failure::Forbidden(m) | Failure::NotFound(m) => m.clone(),
+            Failure::BadRequest(m)
+            | Failure::Forbidden(m)
+            | Failure::NotFound(m)
+            | Failure::Conflict(m) => m.clone(),
             Failure::Unauthenticated => {
                 "log in first (POST /login), or send Authorization: Bearer TOKEN".into()
             }

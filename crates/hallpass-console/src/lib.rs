@@ -11,6 +11,11 @@
 //!   field, or the `X-CSRF-Token` header).
 //! - Decisions go through the store, which makes each exactly once and audits it with the
 //!   account's name and the client's address.
+//! - `/dashboard` (dpo, admin): holds per day and rule over 30 days as a server-drawn SVG chart,
+//!   detectors with their false-positive rates, the delivery queue.
+//! - `/users` and `/api/users` (admin only): add accounts, disable and enable them, reset
+//!   passwords; each change audited (`user-add:<role>`, `user-disable`, `user-enable`,
+//!   `user-passwd`).
 //! - Every response carries a strict Content-Security-Policy and friends; nothing is cached.
 //!
 //! The console holds no message content of its own and logs none: ids, account names and
@@ -26,6 +31,7 @@
 //!     store,
 //!     rewrite: Arc::new(|_bytes: &[u8]| None),
 //!     wake: Arc::new(tokio::sync::Notify::new()),
+//!     decided: Arc::new(|_held, _reason| Box::pin(async {})),
 //!     secure_cookies: false,
 //!     organisation: "Lumen Learning Trust".into(),
 //! };
@@ -39,11 +45,13 @@ mod actions;
 mod api;
 mod auth;
 mod clock;
+mod dashboard;
 mod error;
 mod input;
 mod login;
 mod pages;
 mod session;
+mod users;
 mod wire;
 
 use std::future::Future;
@@ -66,6 +74,17 @@ pub use wire::summary_headers;
 /// `hide_recipients`. `None` when there is nothing to move.
 pub type Rewrite = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
+/// Told after each release or rejection, so the relay can tell the sender:
+/// the decided copy, and the reason when it was rejected.
+pub type Decided = Arc<
+    dyn Fn(
+            hallpass_store::HeldRecord,
+            Option<String>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What the console works on. Cheap to clone.
 #[derive(Clone)]
 pub struct ConsoleState {
@@ -77,6 +96,8 @@ pub struct ConsoleState {
     pub rewrite: Rewrite,
     /// Rung after a release so the delivery worker looks at the queue at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Called after a release or a rejection (the relay queues the sender's notice).
+    pub decided: Decided,
     /// Mark the session cookie `Secure` (the console is reached over HTTPS, e.g. behind a proxy).
     pub secure_cookies: bool,
     /// The organisation's name, shown on every page.
@@ -138,8 +159,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/logout", post(login::logout))
         .route("/held", get(pages::held_list))
         .route("/held/{id}", get(pages::held_one))
+        .route("/dashboard", get(dashboard::page))
         .route("/audit", get(pages::audit))
         .route("/audit.csv", get(pages::audit_csv))
+        .route("/users", get(users::page))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/api/held", get(api::held_list))
         .route("/api/held/{id}", get(api::held_get))
@@ -147,6 +170,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/api/held/{id}/reject", post(api::reject))
         .route("/api/held/{id}/false-positive", post(api::false_positive))
         .route("/api/audit", get(api::audit))
+        .route("/api/users", get(users::list).post(users::add))
+        .route("/api/users/{name}/disable", post(users::disable))
+        .route("/api/users/{name}/enable", post(users::enable))
+        .route("/api/users/{name}/password", post(users::password))
         .fallback(not_found)
         .with_state(app)
         .layer(axum::middleware::map_response(security_headers))

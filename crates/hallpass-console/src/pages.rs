@@ -40,7 +40,7 @@ pub(crate) struct Nav {
 }
 
 impl App {
-    fn nav(&self, caller: &Caller) -> Nav {
+    pub(crate) fn nav(&self, caller: &Caller) -> Nav {
         let flash = caller
             .session
             .as_ref()
@@ -55,7 +55,7 @@ impl App {
     }
 }
 
-fn html(t: &impl Template) -> Result<Response, PageError> {
+pub(crate) fn html(t: &impl Template) -> Result<Response, PageError> {
     Ok(Html(t.render().map_err(Failure::from)?).into_response())
 }
 
@@ -427,7 +427,7 @@ pub(crate) async fn audit(
 }
 
 fn is_message_action(action: &str) -> bool {
-    matches!(action, "release" | "reject" | "false-positive")
+    matches!(action, "release" | "reject" | "false-positive" | "purge")
 }
 
 fn audit_filter(q: &AuditQuery) -> Result<AuditFilter, Failure> {

@@ -83,6 +83,15 @@ impl Sessions {
         self.by_id.remove(id)
     }
 
+    /// Ends every session of an account except `keep` (its password was reset, or it was
+    /// disabled); returns how many ended.
+    pub fn remove_user(&mut self, user: &str, keep: Option<&str>) -> usize {
+        let before = self.by_id.len();
+        self.by_id
+            .retain(|id, s| s.user != user || keep.is_some_and(|k| k == id));
+        before - self.by_id.len()
+    }
+
     /// Sets the message for the session's next page.
     pub fn set_flash(&mut self, id: &str, flash: Flash) {
         if let Some(s) = self.by_id.get_mut(id) {
@@ -353,6 +362,20 @@ mod tests {
         assert!(s.remove(&a).is_some());
         assert!(s.touch(&a, T0).is_none());
         assert!(s.touch(&b, T0).is_some());
+    }
+
+    #[test]
+    fn an_accounts_sessions_end_together_except_the_one_kept() {
+        let mut s = Sessions::default();
+        let a = s.create("dpo1", T0).unwrap();
+        let b = s.create("dpo1", T0).unwrap();
+        let c = s.create("dpo1", T0).unwrap();
+        let other = s.create("dpo2", T0).unwrap();
+        assert_eq!(s.remove_user("dpo1", Some(&b)), 2);
+        assert!(s.touch(&a, T0).is_none() && s.touch(&c, T0).is_none());
+        assert!(s.touch(&b, T0).is_some() && s.touch(&other, T0).is_some());
+        assert_eq!(s.remove_user("dpo1", None), 1);
+        assert!(s.touch(&b, T0).is_none());
     }
 
     #[test]

@@ -55,6 +55,8 @@ struct Console {
     _dir: TempDir,
     store: Store,
     wake: Arc<tokio::sync::Notify>,
+    /// What the relay was told was decided: (held id, rejection reason).
+    decided: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
     app: Router,
     state: ConsoleState,
     dpo_token: String,
@@ -108,11 +110,17 @@ impl Console {
         let dpo_token = store.user_new_token("dpo1").await.unwrap();
         let relay_token = store.user_new_token("relay1").await.unwrap();
         let wake = Arc::new(tokio::sync::Notify::new());
+        let decided = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = decided.clone();
         let state = ConsoleState {
             spool: store.spool().clone(),
             store: store.clone(),
             rewrite: Arc::new(hide_outside),
             wake: wake.clone(),
+            decided: Arc::new(move |held, reason| {
+                seen.lock().unwrap().push((held.id, reason));
+                Box::pin(async {})
+            }),
             secure_cookies,
             organisation: "Lumen Learning Trust".into(),
         };
@@ -121,6 +129,7 @@ impl Console {
             app: router(state.clone()),
             store,
             wake,
+            decided,
             state,
             dpo_token,
             relay_token,
@@ -774,6 +783,16 @@ async fn every_route_as_dpo_admin_relay_and_nobody() {
             Who::Relay => StatusCode::FORBIDDEN,
             Who::Nobody => StatusCode::UNAUTHORIZED,
         };
+        let admin_page = |who: Who| match who {
+            Who::Admin => StatusCode::OK,
+            Who::Dpo | Who::DpoToken | Who::Relay => StatusCode::FORBIDDEN,
+            Who::Nobody => StatusCode::SEE_OTHER,
+        };
+        let admin_api = |who: Who| match who {
+            Who::Admin => StatusCode::OK,
+            Who::Dpo | Who::DpoToken | Who::Relay => StatusCode::FORBIDDEN,
+            Who::Nobody => StatusCode::UNAUTHORIZED,
+        };
         let routes: Vec<(Method, String, StatusCode)> = vec![
             (Method::GET, "/".into(), StatusCode::SEE_OTHER),
             (Method::GET, "/static/style.css".into(), StatusCode::OK),
@@ -789,14 +808,27 @@ async fn every_route_as_dpo_admin_relay_and_nobody() {
             (Method::GET, "/held".into(), page(who)),
             (Method::GET, format!("/held/{id}"), page(who)),
             (Method::GET, "/audit".into(), page(who)),
+            (Method::GET, "/dashboard".into(), page(who)),
             (Method::GET, "/audit.csv".into(), page(who)),
             (Method::GET, "/api/held".into(), api(who)),
             (Method::GET, format!("/api/held/{id}"), api(who)),
             (Method::GET, "/api/audit".into(), api(who)),
             (Method::POST, format!("/api/held/{id}/reject"), api(who)),
+            // Accounts: admins only.
+            (Method::GET, "/users".into(), admin_page(who)),
+            (Method::GET, "/api/users".into(), admin_api(who)),
+            (
+                Method::POST,
+                "/api/users/dpo2/password".into(),
+                admin_api(who),
+            ),
         ];
         for (method, uri, want) in routes {
-            let r = c.send(with(req(method.clone(), &uri)).build()).await;
+            let mut r = with(req(method.clone(), &uri));
+            if uri.ends_with("/password") {
+                r = r.json(&json!({"password": PASSWORD}));
+            }
+            let r = c.send(r.build()).await;
             assert_eq!(r.status(), want, "{who:?} {method} {uri}");
             if want == StatusCode::SEE_OTHER && uri != "/" && uri != "/login" {
                 assert_eq!(location(&r), "/login", "{who:?} {uri}");
@@ -1211,6 +1243,14 @@ async fn reject_keeps_the_reason_and_never_queues() {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(
+        *c.decided.lock().unwrap(),
+        [(
+            id.clone(),
+            Some("Wrong parent: send it to the right family".to_string())
+        )],
+        "the relay is told, to notify the sender"
+    );
     let audit = c.audit("reject").await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].actor.name, "admin1");
@@ -1367,6 +1407,10 @@ async fn two_releases_at_once_deliver_once_and_the_second_hears_who() {
     }
     // Three releases, three audit entries: the refused ones wrote nothing.
     assert_eq!(c.audit("release").await.len(), 3);
+    // And the relay was told three times, once per message actually released.
+    let told = c.decided.lock().unwrap().clone();
+    assert_eq!(told.len(), 3, "{told:?}");
+    assert!(told.iter().all(|(_, reason)| reason.is_none()));
     // No rewritten file was left behind by a losing release with Bcc.
     let unknown = c
         .store
@@ -1690,6 +1734,530 @@ async fn audit_page_filters_and_exports_csv() {
     assert_eq!(csv.split("\r\n").filter(|l| !l.is_empty()).count(), 2);
 }
 
+// ---------------------------------------------------------------- users
+
+/// Logs in with a given password; returns the status.
+async fn try_login(c: &Console, user: &str, password: &str) -> StatusCode {
+    c.send(
+        req(Method::POST, "/login")
+            .json(&json!({"username": user, "password": password}))
+            .build(),
+    )
+    .await
+    .status()
+}
+
+/// The one-time message on the users page after a form post.
+async fn users_page(c: &Console, cookie: &str) -> String {
+    let r = c
+        .send(req(Method::GET, "/users").cookie(cookie).build())
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    body_text(r).await
+}
+
+#[tokio::test]
+async fn users_page_lists_accounts_and_marks_relay_ones() {
+    let c = Console::new("users-page").await;
+    c.store.user_set_disabled("dpo2", true).await.unwrap();
+    let (cookie, csrf) = c.login("admin1").await;
+    let page = users_page(&c, &cookie).await;
+    for name in ["dpo1", "dpo2", "admin1", "relay1"] {
+        assert!(page.contains(&format!("<td>{name}")), "{name} listed");
+    }
+    // The relay account is marked, once; dpo2 is disabled (and can be enabled), the rest active.
+    assert_eq!(page.matches("cannot log in to the console").count(), 1);
+    assert_eq!(page.matches(">disabled</span>").count(), 1);
+    assert_eq!(page.matches(">active</span>").count(), 3);
+    assert!(page.contains("action=\"/api/users/dpo2/enable\""));
+    assert!(page.contains("action=\"/api/users/dpo1/disable\""));
+    // No disable button for oneself.
+    assert!(!page.contains("action=\"/api/users/admin1/disable\""));
+    // Every form carries the CSRF token.
+    let forms = page.matches("<form method=\"post\"").count();
+    let tokens = page
+        .matches(&format!("name=\"csrf\" value=\"{csrf}\""))
+        .count();
+    assert!(forms >= 9, "{forms} forms");
+    assert_eq!(forms, tokens);
+    // The navigation shows Users to admins only.
+    assert!(page.contains("href=\"/users\""));
+    let (dpo_cookie, _) = c.login("dpo1").await;
+    let r = c
+        .send(req(Method::GET, "/held").cookie(&dpo_cookie).build())
+        .await;
+    assert!(!body_text(r).await.contains("href=\"/users\""));
+}
+
+#[tokio::test]
+async fn an_admin_adds_disables_enables_and_resets_users_through_the_forms() {
+    let c = Console::new("users-forms").await;
+    let (cookie, csrf) = c.login("admin1").await;
+    let post = |uri: &str, pairs: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(pairs);
+        req(Method::POST, uri).cookie(&cookie).form(&all).build()
+    };
+    let new_password = "a long enough passphrase";
+
+    // Add.
+    let r = c
+        .send(post(
+            "/api/users",
+            &[
+                ("name", "dpo3"),
+                ("role", "dpo"),
+                ("password", new_password),
+            ],
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/users");
+    assert!(users_page(&c, &cookie).await.contains("Added dpo3 (dpo)."));
+    assert_eq!(try_login(&c, "dpo3", new_password).await, StatusCode::OK);
+    let a = c.audit("user-add:dpo").await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].actor.name, "admin1");
+    assert_eq!(a[0].actor.address.as_deref(), Some(CLIENT));
+    assert_eq!(a[0].target.as_deref(), Some("dpo3"));
+
+    // Refused: a short password, a taken name, a bad role; each told on the page, none audited.
+    for (pairs, told) in [
+        (
+            [
+                ("name", "dpo4"),
+                ("role", "dpo"),
+                ("password", "elevenchars"),
+            ],
+            "at least 12 characters",
+        ),
+        (
+            [
+                ("name", "dpo3"),
+                ("role", "dpo"),
+                ("password", new_password),
+            ],
+            "already exists",
+        ),
+        (
+            [
+                ("name", "dpo5"),
+                ("role", "root"),
+                ("password", new_password),
+            ],
+            "dpo, admin or relay",
+        ),
+    ] {
+        let r = c.send(post("/api/users", &pairs)).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = users_page(&c, &cookie).await;
+        assert!(
+            page.contains("flash-error") && page.contains(told),
+            "{told}"
+        );
+    }
+    let names: Vec<String> = c
+        .store
+        .user_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert!(!names.contains(&"dpo4".to_string()) && !names.contains(&"dpo5".to_string()));
+    assert_eq!(c.audit("user-add:dpo").await.len(), 1);
+
+    // Disable: the account can no longer log in.
+    let r = c.send(post("/api/users/dpo3/disable", &[])).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        try_login(&c, "dpo3", new_password).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let a = c.audit("user-disable").await;
+    assert_eq!((a.len(), a[0].target.as_deref()), (1, Some("dpo3")));
+    assert_eq!(a[0].actor.name, "admin1");
+
+    // Enable: it can again.
+    let r = c.send(post("/api/users/dpo3/enable", &[])).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(try_login(&c, "dpo3", new_password).await, StatusCode::OK);
+    assert_eq!(c.audit("user-enable").await.len(), 1);
+
+    // Reset the password: the old one stops working, and so do sessions opened with it; the
+    // audit trail never holds a password.
+    let r = c
+        .send(
+            req(Method::POST, "/login")
+                .json(&json!({"username": "dpo3", "password": new_password}))
+                .build(),
+        )
+        .await;
+    let dpo3_cookie = session_cookie(r.headers()).expect("a session cookie");
+    let r = c
+        .send(req(Method::GET, "/api/held").cookie(&dpo3_cookie).build())
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let newer = "another long passphrase";
+    let r = c
+        .send(post("/api/users/dpo3/password", &[("password", newer)]))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        users_page(&c, &cookie)
+            .await
+            .contains("new password for dpo3")
+    );
+    assert_eq!(
+        try_login(&c, "dpo3", new_password).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(try_login(&c, "dpo3", newer).await, StatusCode::OK);
+    let r = c
+        .send(req(Method::GET, "/api/held").cookie(&dpo3_cookie).build())
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The admin's own session is untouched.
+    assert!(users_page(&c, &cookie).await.contains("dpo3"));
+    let a = c.audit("user-passwd").await;
+    assert_eq!((a.len(), a[0].target.as_deref()), (1, Some("dpo3")));
+    let everything = c.store.audit_list(&AuditFilter::default()).await.unwrap();
+    assert!(
+        everything
+            .iter()
+            .all(|e| !e.detail.contains(newer) && !e.detail.contains(new_password))
+    );
+
+    // A short new password and an unknown account are refused.
+    let r = c
+        .send(post("/api/users/dpo3/password", &[("password", "short")]))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        users_page(&c, &cookie)
+            .await
+            .contains("at least 12 characters")
+    );
+    let r = c.send(post("/api/users/nobody9/disable", &[])).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(users_page(&c, &cookie).await.contains("No such user"));
+    assert_eq!(c.audit("user-passwd").await.len(), 1);
+    assert_eq!(c.audit("user-disable").await.len(), 1);
+
+    // An admin cannot lock themselves out.
+    let r = c.send(post("/api/users/admin1/disable", &[])).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(users_page(&c, &cookie).await.contains("your own account"));
+    assert_eq!(try_login(&c, "admin1", PASSWORD).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn user_changes_need_the_csrf_token_and_an_admin() {
+    let c = Console::new("users-csrf").await;
+    let (cookie, _) = c.login("admin1").await;
+    let r = c
+        .send(
+            req(Method::POST, "/api/users/dpo1/disable")
+                .cookie(&cookie)
+                .form(&[("csrf", "forged")])
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .send(
+            req(Method::POST, "/api/users")
+                .cookie(&cookie)
+                .form(&[("name", "x1"), ("role", "admin"), ("password", PASSWORD)])
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A dpo with a valid token and CSRF is still not an admin.
+    let (dpo_cookie, dpo_csrf) = c.login("dpo1").await;
+    let r = c
+        .send(
+            req(Method::POST, "/api/users/dpo2/disable")
+                .cookie(&dpo_cookie)
+                .form(&[("csrf", &dpo_csrf)])
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let users = c.store.user_list().await.unwrap();
+    assert!(users.iter().all(|u| !u.disabled));
+    assert!(!users.iter().any(|u| u.name == "x1"));
+    let everything = c.store.audit_list(&AuditFilter::default()).await.unwrap();
+    assert!(everything.iter().all(|e| !e.action.starts_with("user-")));
+}
+
+#[tokio::test]
+async fn users_api_lists_and_changes_accounts_as_json() {
+    let c = Console::new("users-api").await;
+    let token = c.store.user_new_token("admin1").await.unwrap();
+    let r = c
+        .send(req(Method::GET, "/api/users").bearer(&token).build())
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = json_body(r).await;
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    let relay = list.iter().find(|u| u["name"] == "relay1").unwrap();
+    assert_eq!(
+        keys(relay),
+        ["name", "role", "disabled", "console", "created"]
+    );
+    assert_eq!(relay["role"], "relay");
+    assert_eq!(relay["console"], false);
+    assert!(relay["created"].as_str().unwrap().ends_with('Z'));
+
+    let r = c
+        .send(
+            req(Method::POST, "/api/users")
+                .bearer(&token)
+                .json(&json!({"name": "relay2", "role": "relay", "password": PASSWORD}))
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v = json_body(r).await;
+    assert_eq!(
+        (v["name"].as_str(), v["disabled"].as_bool()),
+        (Some("relay2"), Some(false))
+    );
+    assert_eq!(c.audit("user-add:relay").await.len(), 1);
+
+    let r = c
+        .send(
+            req(Method::POST, "/api/users")
+                .bearer(&token)
+                .json(&json!({"name": "relay2", "role": "relay", "password": PASSWORD}))
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(json_body(r).await["error"].is_string());
+
+    let r = c
+        .send(
+            req(Method::POST, "/api/users/relay2/disable")
+                .bearer(&token)
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_body(r).await["disabled"], true);
+    let r = c
+        .send(
+            req(Method::POST, "/api/users/ghost/enable")
+                .bearer(&token)
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = c
+        .send(
+            req(Method::POST, "/api/users/relay2/password")
+                .bearer(&token)
+                .json(&json!({"password": "tiny"}))
+                .build(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+// ---------------------------------------------------------------- dashboard
+
+const DAY_MS: i64 = 86_400_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The table row of one detector on the dashboard, as its cells' texts.
+fn detector_cells(page: &str, detector: &str) -> Vec<String> {
+    let start = page
+        .find(&format!("<tr data-detector=\"{detector}\">"))
+        .unwrap_or_else(|| panic!("a row for {detector}"));
+    let row = &page[start..start + page[start..].find("</tr>").unwrap()];
+    row.split("<td")
+        .skip(1)
+        .map(|cell| {
+            let inner = &cell[cell.find('>').unwrap() + 1..];
+            let inner = inner.split("</td>").next().unwrap();
+            // Drop a link's tags.
+            let mut text = String::new();
+            let mut in_tag = false;
+            for ch in inner.chars() {
+                match ch {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn dashboard_charts_holds_per_day_and_rule_and_rates_detectors() {
+    let c = Console::new("dashboard").await;
+    let now = now_ms();
+    let hold = |days_ago: i64, rules: Vec<&'static str>, findings: Vec<FindingRecord>| Held {
+        received_ms: now - days_ago * DAY_MS,
+        rules,
+        findings,
+        ..Held::default()
+    };
+    let upn_dob = || {
+        vec![
+            finding("uk_upn", "attachment:class.xlsx", 28),
+            finding("date_of_birth", "attachment:class.xlsx", 28),
+            finding("uk_upn", "body", 1),
+        ]
+    };
+    // Today: two copies, one of them under two rules.
+    let first = c
+        .hold(hold(0, vec!["personal_data_external"], upn_dob()))
+        .await;
+    c.hold(hold(
+        0,
+        vec!["bulk_send", "personal_data_external"],
+        vec![finding("credential", "body", 1)],
+    ))
+    .await;
+    // Three days ago: two copies.
+    c.hold(hold(
+        3,
+        vec!["misdirected_domain"],
+        vec![finding("uk_nino", "body", 2)],
+    ))
+    .await;
+    c.hold(hold(3, vec!["personal_data_external"], upn_dob()))
+        .await;
+    // Forty days ago: outside the chart, but its detectors count.
+    c.hold(hold(40, vec!["personal_data_external"], upn_dob()))
+        .await;
+    // A false positive on today's first copy: uk_upn and date_of_birth, once each.
+    let spool = c.store.held_get(&first).await.unwrap().unwrap().spool_id;
+    let actor = hallpass_store::Actor {
+        name: "dpo1".into(),
+        address: None,
+    };
+    c.store
+        .release(&first, &actor, &spool, true, now)
+        .await
+        .unwrap();
+    // A delivery waiting for three hours and twenty minutes, to two recipients.
+    let msg = new_id();
+    c.store
+        .spool()
+        .write(&msg, b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .unwrap();
+    c.store
+        .accept(&NewMessage {
+            id: msg.clone(),
+            received_ms: now - (3 * 60 + 20) * 60_000,
+            sender: "teacher@lumen.sch.uk".into(),
+            message_id: None,
+            size: 16,
+            spool_ids: vec![msg.clone()],
+            copies: vec![NewCopy {
+                id: new_id(),
+                kind: CopyKind::Deliver,
+                spool_id: msg,
+                recipients: vec!["a@example.com".into(), "b@example.org".into()],
+                rules: vec![],
+                findings: vec![],
+            }],
+        })
+        .await
+        .unwrap();
+
+    let (cookie, _) = c.login("dpo1").await;
+    let r = c
+        .send(req(Method::GET, "/dashboard").cookie(&cookie).build())
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = body_text(r).await;
+
+    // One bar group per day with data, with that day's total, stacked per rule.
+    let day = |days_ago: i64| -> String {
+        let ms = now - days_ago * DAY_MS;
+        hallpass_store::fmt_utc(ms)[..10].to_string()
+    };
+    assert_eq!(page.matches("<g class=\"day\"").count(), 2);
+    assert!(page.contains(&format!("data-day=\"{}\" data-total=\"3\"", day(0))));
+    assert!(page.contains(&format!("data-day=\"{}\" data-total=\"2\"", day(3))));
+    assert!(!page.contains(&format!("data-day=\"{}\"", day(40))));
+    for (d, rule, n) in [
+        (0, "personal_data_external", 2),
+        (0, "bulk_send", 1),
+        (3, "misdirected_domain", 1),
+        (3, "personal_data_external", 1),
+    ] {
+        assert!(
+            page.contains(&format!("<title>{} {rule}: {n}</title>", day(d))),
+            "{rule} on day -{d}"
+        );
+    }
+    assert_eq!(page.matches("<rect x=").count(), 4);
+    // Drawn with presentation attributes only.
+    assert!(page.contains("fill=\"#"));
+    assert!(!page.contains(" style="));
+    assert!(!page.contains("<script"));
+
+    // Detectors: held copies (any status, any age), false positives and their rate.
+    assert_eq!(
+        detector_cells(&page, "uk_upn"),
+        ["uk_upn", "3", "1", "33.3%"]
+    );
+    assert_eq!(
+        detector_cells(&page, "date_of_birth"),
+        ["date_of_birth", "3", "1", "33.3%"]
+    );
+    assert_eq!(
+        detector_cells(&page, "credential"),
+        ["credential", "1", "0", "0%"]
+    );
+    assert_eq!(
+        detector_cells(&page, "uk_nino"),
+        ["uk_nino", "1", "0", "0%"]
+    );
+    // Most held first.
+    assert!(
+        page.find("data-detector=\"date_of_birth\"") < page.find("data-detector=\"credential\"")
+    );
+
+    // The queue: 2 released + 2 delivering; 4 still held; the oldest waits since 3 h 20 min.
+    assert!(page.contains("<span class=\"waiting\">4</span>"));
+    assert!(page.contains("<span class=\"queued\">4</span>"));
+    assert!(page.contains("<span class=\"oldest\">3 h "));
+
+    // Counts only: no address or subject on the page.
+    assert!(!page.contains("parent@example.com") && !page.contains("Class list"));
+}
+
+#[tokio::test]
+async fn an_empty_dashboard_renders_without_bars() {
+    let c = Console::new("dashboard-empty").await;
+    let (cookie, _) = c.login("admin1").await;
+    let r = c
+        .send(req(Method::GET, "/dashboard").cookie(&cookie).build())
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = body_text(r).await;
+    assert_eq!(page.matches("<g class=\"day\"").count(), 0);
+    assert!(page.contains("Nothing has been held yet."));
+    assert!(!page.contains("class=\"oldest\""));
+}
+
 // ---------------------------------------------------------------- headers
 
 #[tokio::test]
@@ -1748,13 +2316,16 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn pages_load_nothing_from_elsewhere_and_run_no_script() {
     let c = Console::new("no-external").await;
-    let (cookie, _) = c.login("dpo1").await;
+    c.hold_one().await;
+    let (cookie, _) = c.login("admin1").await;
     let id = c.hold_one().await;
     for page in [
         "/login".to_string(),
         "/held".into(),
         format!("/held/{id}"),
         "/audit".into(),
+        "/dashboard".into(),
+        "/users".into(),
     ] {
         let r = if page == "/login" {
             req(Method::GET, &page)

@@ -119,6 +119,10 @@ pub struct Storage {
     pub path: PathBuf,
     /// A shared store (`postgres://…`); the embedded SQLite store when absent.
     pub url: Option<String>,
+    /// Days a held message waits for a decision before it is purged (rejected, file deleted).
+    pub held_retention_days: u32,
+    /// Days a released or rejected message's file is kept for the DPO to look back at.
+    pub decided_retention_days: u32,
 }
 
 /// `[counters]`.
@@ -349,6 +353,14 @@ impl Config {
                 "[delivery] concurrency",
             ),
             (
+                u64::from(raw.storage.held_retention_days),
+                "[storage] held_retention_days",
+            ),
+            (
+                u64::from(raw.storage.decided_retention_days),
+                "[storage] decided_retention_days",
+            ),
+            (
                 raw.delivery.min_backoff_seconds,
                 "[delivery] min_backoff_seconds",
             ),
@@ -464,6 +476,8 @@ impl Config {
             storage: Storage {
                 path: base.join(raw.storage.path),
                 url: raw.storage.url,
+                held_retention_days: raw.storage.held_retention_days,
+                decided_retention_days: raw.storage.decided_retention_days,
             },
             counters: Counters {
                 url: raw.counters.url,
@@ -714,6 +728,8 @@ impl Default for RawUpstream {
 struct RawStorage {
     path: String,
     url: Option<String>,
+    held_retention_days: u32,
+    decided_retention_days: u32,
 }
 
 impl Default for RawStorage {
@@ -721,6 +737,8 @@ impl Default for RawStorage {
         RawStorage {
             path: "data".into(),
             url: None,
+            held_retention_days: 30,
+            decided_retention_days: 7,
         }
     }
 }

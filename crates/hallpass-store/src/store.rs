@@ -331,20 +331,16 @@ impl Store {
         })
     }
 
-    /// Spool ids none of whose copies needs the file any more (every recipient final and no copy
-    /// held). The caller deletes the file, then calls [`Store::forget_spool`].
+    /// Spool ids nothing needs any more: no recipient of a copy sent from the file is still
+    /// held, queued or being sent, and no held copy that a DPO may still review (one not purged
+    /// by [`Store::purge`]) was accepted with it. The caller deletes the file, then calls
+    /// [`Store::forget_spool`].
     pub async fn finished_spool_ids(&self, limit: u32) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT s.spool_id FROM spool_files s \
-             WHERE NOT EXISTS ( \
-                 SELECT 1 FROM copies c WHERE c.spool_id = s.spool_id AND c.status = 'held') \
-             AND NOT EXISTS ( \
-                 SELECT 1 FROM copies c JOIN recipients r ON r.copy_id = c.id \
-                 WHERE ((c.send_spool_id IS NULL AND c.spool_id = s.spool_id) \
-                        OR c.send_spool_id = s.spool_id) \
-                 AND r.state IN ('held', 'queued', 'sending')) \
-             ORDER BY s.spool_id LIMIT ?",
-        )
+        let ids: Vec<String> = sqlx::query_scalar(concat!(
+            "SELECT s.spool_id FROM spool_files s WHERE ",
+            finished!(),
+            " ORDER BY s.spool_id LIMIT ?"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -417,6 +413,22 @@ pub(crate) fn to_u64(n: i64) -> u64 {
 pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
+
+/// The condition on `spool_files s` under which its file is no longer needed (see
+/// [`Store::finished_spool_ids`]); a macro so that queries built with it stay `&'static str`.
+macro_rules! finished {
+    () => {
+        "NOT EXISTS ( \
+             SELECT 1 FROM copies c WHERE c.spool_id = s.spool_id \
+             AND c.kind = 'hold' AND c.purged_ms IS NULL) \
+         AND NOT EXISTS ( \
+             SELECT 1 FROM copies c JOIN recipients r ON r.copy_id = c.id \
+             WHERE ((c.send_spool_id IS NULL AND c.spool_id = s.spool_id) \
+                    OR c.send_spool_id = s.spool_id) \
+             AND r.state IN ('held', 'queued', 'sending'))"
+    };
+}
+pub(crate) use finished;
 
 /// So that helpers can take either a transaction or a pooled connection.
 pub(crate) type Conn = SqliteConnection;

@@ -8,9 +8,10 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::error::StoreError;
+use crate::held::insert_audit;
 use crate::store::Store;
 use crate::time::now_ms;
-use crate::types::{Role, User};
+use crate::types::{Actor, AuditEntry, Role, User};
 
 /// Prefix of API tokens, so a leaked one is recognisable in a secret scanner.
 const TOKEN_PREFIX: &str = "hp_";
@@ -76,6 +77,93 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
+    /// As [`Store::user_add`], by `actor` (an admin in the console), with an audit entry
+    /// `user-add:<role>` (target: the new name) in the same transaction.
+    pub async fn user_add_by(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        check_name(name)?;
+        let hash = hash_password(password).await?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "INSERT INTO users (name, role, password_hash, disabled, created_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(false)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await;
+        match done {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Exists);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let action = format!("user-add:{}", role.as_str());
+        let e = user_entry(actor, &action, name, "account added", now_ms);
+        insert_audit(&mut tx, &e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// As [`Store::user_set_disabled`], by `actor`, with an audit entry `user-disable` or
+    /// `user-enable` (target: the name) in the same transaction.
+    pub async fn user_set_disabled_by(
+        &self,
+        name: &str,
+        disabled: bool,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET disabled = ? WHERE name = ?")
+            .bind(disabled)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        one_user(done.rows_affected())?;
+        let (action, detail) = if disabled {
+            ("user-disable", "account disabled")
+        } else {
+            ("user-enable", "account enabled")
+        };
+        insert_audit(&mut tx, &user_entry(actor, action, name, detail, now_ms)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// As [`Store::user_set_password`], by `actor`, with an audit entry `user-passwd` (target:
+    /// the name; never the password) in the same transaction.
+    pub async fn user_set_password_by(
+        &self,
+        name: &str,
+        password: &str,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let hash = hash_password(password).await?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+            .bind(hash)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        one_user(done.rows_affected())?;
+        let e = user_entry(actor, "user-passwd", name, "password reset", now_ms);
+        insert_audit(&mut tx, &e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Verifies a password (argon2id, on a blocking thread); `None` when the user is unknown,
     /// disabled or the password wrong. An unknown user costs the same hashing time as a known
     /// one, so timing does not tell which names exist.
@@ -135,6 +223,16 @@ impl Store {
                 .await?;
         let user = row.as_ref().map(user_from_row).transpose()?;
         Ok(user.filter(|u| !u.disabled))
+    }
+}
+
+fn user_entry(actor: &Actor, action: &str, name: &str, detail: &str, now_ms: i64) -> AuditEntry {
+    AuditEntry {
+        at_ms: now_ms,
+        actor: actor.clone(),
+        action: action.to_string(),
+        target: Some(name.to_string()),
+        detail: detail.to_string(),
     }
 }
 

@@ -472,9 +472,9 @@ async fn spool_files_are_finished_only_when_nothing_needs_them() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        store.finished_spool_ids(10).await.unwrap(),
-        vec![original.clone()]
+    assert!(
+        store.finished_spool_ids(10).await.unwrap().is_empty(),
+        "the released copy keeps the file the DPO reviewed until it is purged"
     );
     let b = store
         .claim_due("w", T0 + 100, LEASE, 10)
@@ -503,10 +503,22 @@ async fn spool_files_are_finished_only_when_nothing_needs_them() {
         )
         .await
         .unwrap();
-    let mut finished = store.finished_spool_ids(10).await.unwrap();
-    finished.sort();
+    // The rewritten file was only for sending.
+    assert_eq!(
+        store.finished_spool_ids(10).await.unwrap(),
+        vec![rewritten.clone()]
+    );
+    // Purged after its review period: the original goes too.
+    let mut purged = store
+        .purge(T0 + 1_000, HOUR, 500, &dpo("retention"))
+        .await
+        .unwrap();
+    purged.sort();
     let mut expected = vec![original.clone(), rewritten.clone()];
     expected.sort();
+    assert_eq!(purged, expected);
+    let mut finished = store.finished_spool_ids(10).await.unwrap();
+    finished.sort();
     assert_eq!(finished, expected);
     assert_eq!(store.finished_spool_ids(1).await.unwrap().len(), 1);
 
@@ -515,7 +527,7 @@ async fn spool_files_are_finished_only_when_nothing_needs_them() {
 }
 
 #[tokio::test]
-async fn a_rejected_copy_no_longer_keeps_its_file() {
+async fn a_rejected_copy_keeps_its_file_until_purged() {
     let tmp = TempDir::new("finished-reject");
     let store = Store::open(tmp.path()).await.unwrap();
     let spool = new_id();
@@ -530,6 +542,12 @@ async fn a_rejected_copy_no_longer_keeps_its_file() {
         .reject(&id, &dpo("dpo"), "wrong list", T0 + 5)
         .await
         .unwrap();
+    assert!(store.finished_spool_ids(10).await.unwrap().is_empty());
+    // Not yet past the review period: nothing.
+    let purged = store.purge(T0 + 10, HOUR, 10, &dpo("retention")).await;
+    assert!(purged.unwrap().is_empty());
+    let purged = store.purge(T0 + 20, HOUR, 10, &dpo("retention")).await;
+    assert_eq!(purged.unwrap(), vec![spool.clone()]);
     assert_eq!(store.finished_spool_ids(10).await.unwrap(), vec![spool]);
     assert!(
         store
@@ -1267,4 +1285,261 @@ async fn spool_files_without_a_record_are_found_for_removal() {
         .await
         .unwrap();
     assert!(young.is_empty());
+}
+
+// ---------------------------------------------------------------- retention
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+async fn recipient_states(tmp: &TempDir, copy_id: &str) -> Vec<String> {
+    let mut conn = raw(tmp).await;
+    sqlx::query_scalar("SELECT state FROM recipients WHERE copy_id = ? ORDER BY ord")
+        .bind(copy_id)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Holds a copy received at `at` on its own spool file; returns (copy id, spool id).
+async fn hold_at(store: &Store, at: i64, detector: &str) -> (String, String) {
+    let spool = new_id();
+    let held = held_copy(
+        &spool,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![finding(detector, "body", 1)],
+    );
+    let id = held.id.clone();
+    store
+        .accept(&message("teacher@lumen.sch.uk", at, vec![held]))
+        .await
+        .unwrap();
+    (id, spool)
+}
+
+#[tokio::test]
+async fn purge_rejects_old_held_copies_and_lets_old_decided_files_go() {
+    let tmp = TempDir::new("purge");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let retention = dpo("retention");
+
+    // A: held 40 days, sharing its file with a colleague's copy still in the queue.
+    let shared = new_id();
+    let a_copy = held_copy(
+        &shared,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![finding("uk_upn", "body", 3)],
+    );
+    let a = a_copy.id.clone();
+    let colleague = copy(CopyKind::Deliver, &shared, &["head@lumen.sch.uk"]);
+    store
+        .accept(&message(
+            "teacher@lumen.sch.uk",
+            T0 - 40 * DAY,
+            vec![colleague, a_copy],
+        ))
+        .await
+        .unwrap();
+    // B: held 40 days on its own file. C: held one day.
+    let (b, b_spool) = hold_at(&store, T0 - 40 * DAY, "uk_upn").await;
+    let (c, _) = hold_at(&store, T0 - DAY, "uk_upn").await;
+    // D: rejected 20 days ago. E: rejected yesterday.
+    let (d, d_spool) = hold_at(&store, T0 - 21 * DAY, "uk_nino").await;
+    store
+        .reject(&d, &dpo("dpo1"), "wrong school", T0 - 20 * DAY)
+        .await
+        .unwrap();
+    let (e, _) = hold_at(&store, T0 - 2 * DAY, "uk_nino").await;
+    store
+        .reject(&e, &dpo("dpo1"), "wrong school", T0 - DAY)
+        .await
+        .unwrap();
+    let stats_before = store.detector_stats().await.unwrap();
+
+    let mut purged = store
+        .purge(T0, 30 * DAY, 14 * DAY, &retention)
+        .await
+        .unwrap();
+    purged.sort();
+    let mut expected = vec![b_spool.clone(), d_spool.clone()];
+    expected.sort();
+    assert_eq!(
+        purged, expected,
+        "A's file is still needed by the colleague's copy"
+    );
+
+    // Old held copies: rejected for retention, by the purge's actor, recipients rejected.
+    for id in [&a, &b] {
+        let h = store.held_get(id).await.unwrap().unwrap();
+        assert_eq!(h.status, HeldStatus::Rejected);
+        assert_eq!(h.reason.as_deref(), Some(hallpass_store::RETENTION_REASON));
+        assert_eq!(h.decided_by.as_deref(), Some("retention"));
+        assert_eq!(h.decided_ms, Some(T0));
+        assert_eq!(recipient_states(&tmp, id).await, ["rejected"]);
+        // The findings stay, for the dashboard.
+        assert_eq!(h.findings.len(), 1);
+    }
+    // A recent held copy and a recent decision are untouched.
+    let h = store.held_get(&c).await.unwrap().unwrap();
+    assert_eq!(h.status, HeldStatus::Held);
+    assert_eq!(recipient_states(&tmp, &c).await, ["held"]);
+    let h = store.held_get(&e).await.unwrap().unwrap();
+    assert_eq!(h.reason.as_deref(), Some("wrong school"));
+    // D keeps its decision.
+    let h = store.held_get(&d).await.unwrap().unwrap();
+    assert_eq!(
+        (h.status, h.decided_by.as_deref()),
+        (HeldStatus::Rejected, Some("dpo1"))
+    );
+
+    // One audit entry per purged copy, by the purge's actor.
+    let audit = store
+        .audit_list(&AuditFilter {
+            action: Some("purge".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut targets: Vec<&str> = audit.iter().filter_map(|x| x.target.as_deref()).collect();
+    targets.sort_unstable();
+    let mut want = vec![a.as_str(), b.as_str(), d.as_str()];
+    want.sort_unstable();
+    assert_eq!(targets, want);
+    assert!(
+        audit
+            .iter()
+            .all(|x| x.actor.name == "retention" && x.at_ms == T0)
+    );
+
+    // The sweep now finds exactly those files; A's goes once the colleague's copy is delivered.
+    let mut finished = store.finished_spool_ids(10).await.unwrap();
+    finished.sort();
+    assert_eq!(finished, expected);
+    let batch = store.claim_due("w", T0, LEASE, 10).await.unwrap();
+    assert_eq!(batch.len(), 1, "only the colleague's copy is sendable");
+    store
+        .record(
+            &[(
+                batch[0].recipients[0].0,
+                Outcome::Delivered {
+                    reply: "250".into(),
+                },
+            )],
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finished_spool_ids(10)
+            .await
+            .unwrap()
+            .contains(&shared)
+    );
+
+    // Purging again changes nothing and audits nothing.
+    assert!(
+        store
+            .purge(T0 + 2, 30 * DAY, 14 * DAY, &retention)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .audit_list(&AuditFilter {
+            action: Some("purge".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    // The dashboard's figures do not change with a purge.
+    assert_eq!(store.detector_stats().await.unwrap(), stats_before);
+    // A purged copy cannot be released afterwards.
+    let err = store
+        .release(&b, &dpo("dpo1"), &b_spool, false, T0 + 3)
+        .await;
+    assert!(matches!(err, Err(StoreError::AlreadyDecided { .. })));
+}
+
+// ---------------------------------------------------------------- dashboard figures
+
+#[tokio::test]
+async fn held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_positives() {
+    let tmp = TempDir::new("stats");
+    let store = Store::open(tmp.path()).await.unwrap();
+    let day0 = T0 - T0.rem_euclid(DAY);
+    let hold = |at: i64, rules: &[&str], detectors: &[&str]| {
+        let held = held_copy(
+            &new_id(),
+            &["parent@example.com"],
+            rules,
+            detectors
+                .iter()
+                .flat_map(|d| [finding(d, "body", 1), finding(d, "subject", 1)])
+                .collect(),
+        );
+        (
+            held.id.clone(),
+            message("teacher@lumen.sch.uk", at, vec![held]),
+        )
+    };
+    let mut ids = Vec::new();
+    for (at, rules, detectors) in [
+        (
+            T0,
+            &["personal_data_external", "bulk_send"][..],
+            &["uk_upn"][..],
+        ),
+        (
+            T0 - 2 * HOUR,
+            &["personal_data_external"][..],
+            &["uk_upn", "iban"][..],
+        ),
+        (T0 - DAY, &["personal_data_external"][..], &["iban"][..]),
+        (
+            T0 - 40 * DAY,
+            &["personal_data_external"][..],
+            &["uk_upn"][..],
+        ),
+    ] {
+        let (id, m) = hold(at, rules, detectors);
+        store.accept(&m).await.unwrap();
+        ids.push(id);
+    }
+    // A deliver copy with findings is not in the quarantine's figures.
+    let mut m = message(
+        "teacher@lumen.sch.uk",
+        T0,
+        vec![copy(CopyKind::Deliver, &new_id(), &["head@lumen.sch.uk"])],
+    );
+    m.copies[0].findings = vec![finding("uk_upn", "body", 1)];
+    store.accept(&m).await.unwrap();
+    let spool = store.held_get(&ids[1]).await.unwrap().unwrap().spool_id;
+    store
+        .release(&ids[1], &dpo("dpo1"), &spool, true, T0 + 1)
+        .await
+        .unwrap();
+
+    let per_day = store.held_per_day(day0 - 29 * DAY).await.unwrap();
+    let got: Vec<(i64, &str, u64)> = per_day
+        .iter()
+        .map(|c| (c.day_ms, c.rule.as_str(), c.held))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (day0 - DAY, "personal_data_external", 1),
+            (day0, "bulk_send", 1),
+            (day0, "personal_data_external", 2),
+        ]
+    );
+    let stats = store.detector_stats().await.unwrap();
+    let got: Vec<(&str, u64, u64)> = stats
+        .iter()
+        .map(|d| (d.detector.as_str(), d.held, d.false_positives))
+        .collect();
+    assert_eq!(got, [("uk_upn", 3, 1), ("iban", 2, 1)]);
 }
