@@ -51,12 +51,15 @@ impl Drop for TempDir {
 }
 
 /// A console on a fresh store with three accounts: dpo1 (dpo), admin1 (admin), relay1 (relay).
+/// (held id, rejection reason) for each decision the relay was told about.
+type Told = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
 struct Console {
     _dir: TempDir,
     store: Store,
     wake: Arc<tokio::sync::Notify>,
-    /// What the relay was told was decided: (held id, rejection reason).
-    decided: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    /// What the relay was told was decided.
+    decided: Told,
     app: Router,
     state: ConsoleState,
     dpo_token: String,
