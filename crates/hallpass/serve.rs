@@ -537,6 +537,9 @@ impl Relay {
 
 /// Lease on claimed recipients: a crash mid-send frees them after this long.
 const LEASE_MS: i64 = 10 * 60 * 1000;
+/// How often delivered copies' spool files are removed and expired leases
+/// freed.
+const HOUSEKEEPING: Duration = Duration::from_secs(2);
 /// Longest sleep between looks at the queue (another process, such as
 /// `hallpass held release`, may have queued something).
 const POLL: Duration = Duration::from_secs(1);
@@ -560,6 +563,7 @@ async fn worker(
         Err(e) => tracing::error!(error = %e, "cannot resume interrupted deliveries"),
     }
     let mut last_sweep: Option<Instant> = None;
+    let mut last_housekeeping: Option<Instant> = None;
     let in_flight = Arc::new(Semaphore::new(
         relay.engine.config().delivery.concurrency as usize * 2,
     ));
@@ -584,16 +588,22 @@ async fn worker(
                     tasks.spawn(async move {
                         deliver_batch(&relay, &deliverer, batch).await;
                         drop(permit);
+                        // A free slot: look at the queue again at once.
+                        relay.wake.notify_one();
                     });
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read the delivery queue"),
         }
         while tasks.try_join_next().is_some() {}
-        if let Err(e) = relay.store.requeue_expired(now).await {
-            tracing::error!(error = %e, "cannot requeue expired deliveries");
+        // Housekeeping waits behind the sessions' writes: not on every pass.
+        if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING) {
+            if let Err(e) = relay.store.requeue_expired(now).await {
+                tracing::error!(error = %e, "cannot requeue expired deliveries");
+            }
+            clean_spool(&relay).await;
+            last_housekeeping = Some(Instant::now());
         }
-        clean_spool(&relay).await;
         if last_sweep.is_none_or(|t| t.elapsed() >= ORPHAN_AGE) {
             remove_orphans(&relay).await;
             purge(&relay).await;
@@ -823,9 +833,20 @@ async fn purge(relay: &Relay) {
 }
 
 async fn clean_spool(relay: &Relay) {
-    let Ok(ids) = relay.store.finished_spool_ids(100).await else {
-        return;
-    };
+    // A bounded number of rounds, so a large backlog cannot stall the worker.
+    for _ in 0..10 {
+        let Ok(ids) = relay.store.finished_spool_ids(100).await else {
+            return;
+        };
+        let full = ids.len() == 100;
+        remove_finished(relay, ids).await;
+        if !full {
+            return;
+        }
+    }
+}
+
+async fn remove_finished(relay: &Relay, ids: Vec<String>) {
     for id in ids {
         match relay.spool.remove(&id).await {
             Ok(()) => {

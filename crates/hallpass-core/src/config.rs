@@ -697,11 +697,12 @@ struct RawDelivery {
 
 impl Default for RawDelivery {
     fn default() -> Self {
-        // Postfix's defaults: retry from 5 minutes up to about an hour, give up after 5 days.
+        // Postfix's defaults: 20 connections per destination, retry from 5 minutes up to about
+        // an hour, give up after 5 days.
         RawDelivery {
             require_tls: false,
             accept_invalid_certs: false,
-            concurrency: 4,
+            concurrency: 20,
             min_backoff_seconds: 300,
             max_backoff_seconds: 4000,
             max_queue_lifetime_hours: 120,

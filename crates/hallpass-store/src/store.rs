@@ -423,8 +423,11 @@ macro_rules! finished {
              AND c.kind = 'hold' AND c.purged_ms IS NULL) \
          AND NOT EXISTS ( \
              SELECT 1 FROM copies c JOIN recipients r ON r.copy_id = c.id \
-             WHERE ((c.send_spool_id IS NULL AND c.spool_id = s.spool_id) \
-                    OR c.send_spool_id = s.spool_id) \
+             WHERE c.send_spool_id IS NULL AND c.spool_id = s.spool_id \
+             AND r.state IN ('held', 'queued', 'sending')) \
+         AND NOT EXISTS ( \
+             SELECT 1 FROM copies c JOIN recipients r ON r.copy_id = c.id \
+             WHERE c.send_spool_id = s.spool_id \
              AND r.state IN ('held', 'queued', 'sending'))"
     };
 }
