@@ -15,17 +15,9 @@ pub fn today() -> (u16, u8, u8) {
     hallpass_engine::civil_from_days(now_ms().div_euclid(86_400_000))
 }
 
-/// `2026-11-23T09:14:02Z` for a time in milliseconds.
+/// `2026-11-23T09:14:02Z` for a time in milliseconds (the store's format).
 pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, m, d) = hallpass_engine::civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
+    hallpass_store::fmt_utc(ms)
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hallpass_engine::{Engine, Report, ScanOptions};
 use serde::Serialize;
@@ -51,11 +50,8 @@ pub fn run(engine: &Engine, paths: &[PathBuf], format: Format) -> ExitCode {
             sources.push(Source::File(p.clone()));
         }
     }
-    let days = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400);
     let opts = ScanOptions {
-        today: hallpass_engine::civil_from_days(days as i64),
+        today: crate::clock::today(),
         explain: format.explain,
         sender_window_count: None,
     };
