@@ -135,7 +135,8 @@ wait_sink() {
 # hallpass_config NAME UPSTREAM_PORT [SMTP_LINES]: a configuration for a bench relay on a
 # loopback port the system chooses, with fresh storage in $WORK/NAME; SMTP_LINES are added to its
 # [smtp] table (limits). BENCH_HALLPASS_TOML, when set, is appended: more tables for a what-if
-# run, such as BENCH_HALLPASS_TOML=$'[delivery]\nconcurrency = 20'. Sets HP_CONF, HP_DIR.
+# run, such as BENCH_HALLPASS_TOML=$'[delivery]\nconcurrency = 20'. HP_STORAGE_LINES, when set,
+# are added to its [storage] table (bench/multi_relay.sh: a shared store). Sets HP_CONF, HP_DIR.
 hallpass_config() {
     local name=$1 upstream=$2 smtp_lines=${3:-}
     HP_DIR=$WORK/$name
@@ -158,6 +159,7 @@ address = "127.0.0.1:$upstream"
 
 [storage]
 path = "data"
+${HP_STORAGE_LINES:-}
 
 [console]
 listen = "127.0.0.1:0"

@@ -391,3 +391,78 @@ fn no_configuration_anywhere_is_a_usage_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn explain_shows_each_value_masked_in_its_masked_context() {
+    let mut rng = hallpass_fixtures::Rng::new(55);
+    let nhs = hallpass_fixtures::nhs_number(&mut rng);
+    let other = hallpass_fixtures::nhs_number(&mut rng);
+    let digits: String = nhs.chars().filter(char::is_ascii_digit).collect();
+    let message = format!(
+        "From: t@lumen.sch.uk\r\nTo: p@example.com\r\nSubject: hi\r\n\r\n\
+         The referral for the clinic gives NHS no. {nhs} for Sam, and {other} for his brother.\r\n"
+    );
+    let run = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hallpass"))
+            .args(args)
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(message.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = stdout(&out);
+        for v in [&nhs, &other] {
+            let d: String = v.chars().filter(char::is_ascii_digit).collect();
+            assert!(
+                !text.contains(v.as_str()) && !text.contains(&d),
+                "a value shown: {text}"
+            );
+            assert!(
+                !text.contains(&v[..7]),
+                "a value's first digits shown: {text}"
+            );
+        }
+        text
+    };
+    let text = run(&["scan", "--json", "--explain", "-"]);
+    let line = &json_lines(&text)[0];
+    let e = &line["explain"][0];
+    // The fields the contract's consumers already read, then the context.
+    let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "detector",
+            "where",
+            "value",
+            "confidence",
+            "context",
+            "before",
+            "after"
+        ]
+    );
+    assert_eq!(e["value"], format!("*******{}", &digits[7..]));
+    let before = e["before"].as_str().unwrap();
+    let after = e["after"].as_str().unwrap();
+    assert!(before.ends_with("NHS no. "), "{before}");
+    assert!(after.starts_with(" for Sam"), "{after}");
+    assert!(
+        after.contains('*'),
+        "the neighbouring number masked too: {after}"
+    );
+
+    let text = run(&["scan", "--explain", "-"]);
+    assert!(
+        text.contains(&format!("{before}*******{}{after}", &digits[7..])),
+        "{text}"
+    );
+}

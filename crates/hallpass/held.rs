@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use hallpass_engine::Engine;
-use hallpass_store::{Actor, HeldFilter, HeldRecord, HeldStatus, Spool, Store, StoreError, new_id};
+use hallpass_store::{Actor, HeldFilter, HeldRecord, HeldStatus, Spool, Store, StoreError};
 use serde_json::json;
 
 use crate::{EXIT_FAILURE, clock, notify, serve};
@@ -152,14 +152,14 @@ pub async fn run(engine: Engine, action: Action) -> anyhow::Result<ExitCode> {
             if h.status != HeldStatus::Held {
                 return already(&h);
             }
-            let spool_id = if bcc {
-                rewritten_copy(&engine, &spool, &h).await?
+            let rewritten = if bcc {
+                engine.hide_recipients(&spool.read(&h.spool_id).await?)
             } else {
-                h.spool_id.clone()
+                None
             };
             let now = clock::now_ms();
             match store
-                .release(&id, &actor(), &spool_id, false_positive, now)
+                .release_held(&h, &actor(), rewritten.as_deref(), false_positive, now)
                 .await
             {
                 Ok(r) => {
@@ -191,24 +191,6 @@ pub async fn run(engine: Engine, action: Action) -> anyhow::Result<ExitCode> {
                 Err(e) => Err(e.into()),
             }
         }
-    }
-}
-
-/// Writes the held copy with its outside addresses moved to Bcc; returns the
-/// new spool id (or the original's, when there was nothing to move).
-pub async fn rewritten_copy(
-    engine: &Engine,
-    spool: &Spool,
-    h: &HeldRecord,
-) -> anyhow::Result<String> {
-    let bytes = spool.read(&h.spool_id).await?;
-    match engine.hide_recipients(&bytes) {
-        Some(rewritten) => {
-            let rid = new_id();
-            spool.write(&rid, &rewritten).await?;
-            Ok(rid)
-        }
-        None => Ok(h.spool_id.clone()),
     }
 }
 

@@ -4,8 +4,11 @@
 //! The work is in the library crates; this file is wiring.
 
 mod clock;
+mod digest;
 mod held;
+mod metrics;
 mod notify;
+mod reload;
 mod scan;
 mod serve;
 mod user;
@@ -119,7 +122,8 @@ enum UserCommand {
     Add {
         /// Login name.
         name: String,
-        /// dpo or admin (console), relay (SMTP AUTH for a mail server).
+        /// dpo or admin (console), relay (SMTP AUTH for a mail server), metrics (a token that
+        /// reads /metrics only, for a Prometheus scraper).
         #[arg(long, value_parser = parse_role)]
         role: hallpass_store::Role,
     },
@@ -144,7 +148,7 @@ enum UserCommand {
 
 fn parse_role(s: &str) -> Result<hallpass_store::Role, String> {
     s.parse()
-        .map_err(|_| format!("`{s}` is not a role: use dpo, admin or relay"))
+        .map_err(|_| format!("`{s}` is not a role: use dpo, admin, relay or metrics"))
 }
 
 /// Exit codes of the contract.
@@ -162,10 +166,15 @@ fn main() -> ExitCode {
         }
     };
     init_logs(cli.log_format);
+    quiet_panics();
     match cli.command {
         Command::Check => check(&config_path),
         Command::Serve => match load_engine(&config_path) {
-            Ok(engine) => block_on(async { serve::run(engine).await.map(|()| ExitCode::SUCCESS) }),
+            Ok(engine) => block_on(async {
+                serve::run(engine, config_path.clone())
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }),
             Err(code) => code,
         },
         Command::Held(h) => {
@@ -311,4 +320,17 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// A panic is logged with where it happened, never its message: a parser's panic message can
+/// quote the text it was reading, which may be a pupil's record. (Parsers' panics are caught and
+/// the part becomes unscannable; this only decides what reaches the log.)
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".into());
+        tracing::error!(location = %at, "internal error (a panic; its message is not logged, as it may quote mail)");
+    }));
 }

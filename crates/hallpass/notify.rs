@@ -78,8 +78,20 @@ pub async fn send(
         return Ok(false);
     }
     let bytes = render(config, &kind, about, &load(config, &kind));
+    queue(store, spool, vec![about.sender.to_string()], &bytes).await?;
+    Ok(true)
+}
+
+/// Queues hallpass's own email (a notice, the DPO's digest) for `recipients`, with the null
+/// envelope sender, for the delivery worker. Not scanned: hallpass wrote it.
+pub async fn queue(
+    store: &Store,
+    spool: &Spool,
+    recipients: Vec<String>,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
     let id = new_id();
-    spool.write(&id, &bytes).await?;
+    spool.write(&id, bytes).await?;
     let record = NewMessage {
         id: id.clone(),
         received_ms: clock::now_ms(),
@@ -91,21 +103,20 @@ pub async fn send(
             id: new_id(),
             kind: CopyKind::Notice,
             spool_id: id.clone(),
-            recipients: vec![about.sender.to_string()],
+            recipients,
             rules: Vec::new(),
             findings: Vec::new(),
         }],
     };
     if let Err(e) = store.accept(&record).await {
-        let _ = spool.remove(&id).await;
+        // The file stays for the orphan sweep: the record may have been committed all the same.
         return Err(e.into());
     }
-    Ok(true)
+    Ok(())
 }
 
-/// The school's wording, or the shipped one.
-fn load(config: &Config, kind: &Kind) -> String {
-    let (name, shipped) = kind.template();
+/// A template from the school's folder, or the shipped wording when it has none.
+pub fn load_template(config: &Config, name: &str, shipped: &str) -> String {
     let path = config.notifications.templates.join(name);
     match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -116,6 +127,12 @@ fn load(config: &Config, kind: &Kind) -> String {
             shipped.to_string()
         }
     }
+}
+
+/// The school's wording, or the shipped one.
+fn load(config: &Config, kind: &Kind) -> String {
+    let (name, shipped) = kind.template();
+    load_template(config, name, shipped)
 }
 
 /// The whole email: the template's `Subject:` line and body with the
@@ -167,7 +184,7 @@ fn render(config: &Config, kind: &Kind, about: &About<'_>, template: &str) -> Ve
 }
 
 /// Header text on one line, without control characters.
-fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     let t: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -234,7 +251,8 @@ fn findings(found: &[FindingRecord]) -> String {
         .join("\n")
 }
 
-fn kind_name(detector: &str) -> &str {
+/// A detector's kind of data in plain words.
+pub fn kind_name(detector: &str) -> &str {
     match detector {
         "uk_nhs_number" => "NHS numbers",
         "uk_upn" => "Unique Pupil Numbers (UPN)",

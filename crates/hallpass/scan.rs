@@ -206,6 +206,10 @@ struct JsonExplained<'a> {
     value: &'a str,
     confidence: &'static str,
     context: Option<&'a str>,
+    /// Masked text just before the value (`…` first when cut); added after the first fields.
+    before: &'a str,
+    /// Masked text just after it (`…` last when cut).
+    after: &'a str,
 }
 
 fn attachment_name(location: &str) -> &str {
@@ -253,6 +257,8 @@ fn render(file: &str, r: &Report, format: Format) -> String {
                     value: &e.masked,
                     confidence: e.confidence.as_str(),
                     context: e.context.as_deref(),
+                    before: &e.before,
+                    after: &e.after,
                 })
                 .collect(),
         };
@@ -313,6 +319,10 @@ fn render(file: &str, r: &Report, format: Format) -> String {
                 e.masked,
                 e.confidence.as_str()
             ));
+            // The value in its context, everything in it masked: `…NHS no. *******919 for…`.
+            if !e.before.is_empty() || !e.after.is_empty() {
+                s.push_str(&format!("      {}{}{}\n", e.before, e.masked, e.after));
+            }
         }
     }
     s

@@ -27,8 +27,11 @@ use crate::{clock, notify};
 
 /// Everything a running relay shares between sessions and the worker.
 pub struct Relay {
-    engine: Arc<Engine>,
+    /// The configuration, detectors and policy in force (reloaded live).
+    live: Arc<crate::reload::Live>,
     store: Store,
+    /// The per-sender window (`[counters]`): the store's, or Redis.
+    counters: hallpass_store::WindowCounters,
     spool: Spool,
     hostname: String,
     /// Scans at once: one per core, so memory stays bounded under load.
@@ -37,27 +40,75 @@ pub struct Relay {
     wake: Arc<Notify>,
 }
 
-/// Opens the store and spool under `[storage] path`.
+/// Opens the store (SQLite under `[storage] path`, or the shared store at `[storage] url`) and
+/// the spool under `[storage] path`.
 pub async fn open_storage(config: &Config) -> anyhow::Result<(Store, Spool)> {
     use anyhow::Context as _;
-    if config.storage.url.is_some() {
-        anyhow::bail!(
-            "[storage] url is set, but this build keeps its store in SQLite under [storage] path; remove the url"
-        );
-    }
     let dir = &config.storage.path;
-    let store = Store::open(dir)
-        .await
-        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+    let store = match &config.storage.url {
+        // The url may carry a password: it is never printed.
+        Some(url) => {
+            let node = storage_node(config)?;
+            Store::open_shared(dir, url, &node).await.with_context(|| {
+                format!("cannot open the shared store ([storage] url) as node {node}")
+            })?
+        }
+        None => Store::open(dir)
+            .await
+            .with_context(|| format!("cannot open the store in {}", dir.display()))?,
+    };
     let spool = store.spool().clone();
     Ok((store, spool))
 }
 
-/// The host name in greetings and `Received:` headers.
-pub fn hostname(config: &Config) -> String {
-    if !config.smtp.hostname.is_empty() {
-        return config.smtp.hostname.clone();
+/// This relay's node id in a shared store: `[storage] node`, else the id kept in the file
+/// `node` beside the spool, made once (host name and a unique suffix) the first time the relay
+/// starts. It lives with the spool, so it stays as long as the spool does: across restarts, a
+/// renamed host or a re-created container whose data volume is kept. Two relays on one host
+/// have different folders, so different ids.
+pub fn storage_node(config: &Config) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(node) = &config.storage.node {
+        return Ok(node.clone());
     }
+    let path = config.storage.path.join("node");
+    let read = |p: &std::path::Path| -> anyhow::Result<Option<String>> {
+        match std::fs::read_to_string(p) {
+            Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_string())),
+            Ok(_) => anyhow::bail!("{} is empty: remove it or set [storage] node", p.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    };
+    if let Some(node) = read(&path)? {
+        return Ok(node);
+    }
+    let made = format!("{}-{}", hostname_of_machine(), hallpass_store::new_id());
+    std::fs::create_dir_all(&config.storage.path)
+        .with_context(|| format!("cannot create {}", config.storage.path.display()))?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut f) => {
+            f.write_all(format!("{made}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(made)
+        }
+        // Another process made it first: theirs stands.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read(&path)?.with_context(|| format!("{} vanished", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+fn hostname_of_machine() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -65,13 +116,57 @@ pub fn hostname(config: &Config) -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The per-sender window's counters: in Redis when `[counters] url` is set (with the store as
+/// the fallback while Redis is away), else in the store.
+async fn open_counters(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<hallpass_store::WindowCounters> {
+    use hallpass_store::{RedisCounters, WindowCounters};
+    let Some(url) = &config.counters.url else {
+        return Ok(WindowCounters::Store(store.clone()));
+    };
+    // The url may carry a password: it is never printed.
+    let redis = RedisCounters::new(url, &config.counters.prefix, store.clone())
+        .map_err(|e| anyhow::anyhow!("{}: [counters] url: {e}", config.source.display()))?;
+    tracing::info!(prefix = %config.counters.prefix, "per-sender counters in Redis ([counters] url)");
+    // A Redis that is down is a warning, not a reason not to start: the store counts meanwhile.
+    let _ = redis.ping().await;
+    Ok(WindowCounters::Redis(Box::new(redis)))
+}
+
+/// The host name in greetings and `Received:` headers.
+pub fn hostname(config: &Config) -> String {
+    if !config.smtp.hostname.is_empty() {
+        return config.smtp.hostname.clone();
+    }
+    hostname_of_machine()
+}
+
 /// Runs the relay until SIGTERM or SIGINT.
-pub async fn run(engine: Engine) -> anyhow::Result<()> {
+pub async fn run(engine: Engine, config_path: std::path::PathBuf) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let config = engine.config().clone();
+    let metrics = crate::metrics::install(&engine)?;
     let (store, spool) = open_storage(&config).await?;
+    store
+        .claim_node()
+        .await
+        .context("cannot take this relay's node in the shared store")?;
+    let counters = open_counters(&config, &store).await?;
     let hostname = hostname(&config);
-    let settings = smtp_settings(&config, &hostname)?;
+    // Certificates are read again on SIGHUP (a renewed one is used from the next handshake).
+    let mut certificates = Vec::new();
+    let settings = smtp_settings(&config, &hostname, &mut certificates)?;
+    let console_tls = match &config.console.tls {
+        Some(f) => {
+            let (tls, cert) =
+                hallpass_smtp::load_tls_reloadable(&f.cert, &f.key).context("[console] tls")?;
+            certificates.push(cert);
+            Some(tls)
+        }
+        None => None,
+    };
     let deliverer = Arc::new(Deliverer::new(
         upstream_target(&config)?,
         hallpass_deliver::Settings {
@@ -84,8 +179,11 @@ pub async fn run(engine: Engine) -> anyhow::Result<()> {
         },
     ));
     let relay = Arc::new(Relay {
-        engine: Arc::new(engine),
+        live: Arc::new(
+            crate::reload::Live::new(config_path, engine).with_certificates(certificates),
+        ),
         store,
+        counters,
         spool,
         hostname,
         scans: Semaphore::new(
@@ -107,15 +205,21 @@ pub async fn run(engine: Engine) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} for the console", config.console.listen))?;
     let console_local: SocketAddr = console_listener.local_addr()?;
     eprintln!("hallpass: smtp listening on {local}");
-    eprintln!("hallpass: console listening on http://{console_local}/");
+    let scheme = if console_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    eprintln!("hallpass: console listening on {scheme}://{console_local}/");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(worker(relay.clone(), deliverer.clone(), stop_rx.clone()));
-    let engine = relay.engine.clone();
+    let reloads = tokio::spawn(crate::reload::watch(relay.live.clone(), stop_rx.clone()));
+    let live = relay.live.clone();
     let console_state = hallpass_console::ConsoleState {
         store: relay.store.clone(),
         spool: relay.spool.clone(),
-        rewrite: Arc::new(move |b: &[u8]| engine.hide_recipients(b)),
+        rewrite: Arc::new(move |b: &[u8]| live.engine().hide_recipients(b)),
         wake: relay.wake.clone(),
         decided: {
             let relay = relay.clone();
@@ -126,19 +230,40 @@ pub async fn run(engine: Engine) -> anyhow::Result<()> {
                 },
             )
         },
-        // The console shares the relay's TLS settings in a later stage; over
-        // plain HTTP a Secure cookie would never be sent back.
-        secure_cookies: false,
+        inspect: inspect_hook(relay.live.clone()),
+        // Always with tls; without, only when a proxy in front terminates TLS.
+        secure_cookies: config.console.secure_cookies,
         organisation: config.organisation.name.clone(),
+        trusted_proxies: config.console.trusted_proxies.clone(),
+    };
+    let gauges = tokio::spawn(crate::metrics::gauges(
+        relay.store.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
+    let metrics = hallpass_console::Metrics {
+        render: Arc::new(move || metrics.render()),
+        public: config.console.metrics_public,
     };
     let mut console_stop = stop_rx.clone();
-    let console = tokio::spawn(hallpass_console::serve(
-        console_listener,
-        console_state,
-        async move {
-            let _ = console_stop.changed().await;
-        },
-    ));
+    let console_stopped = async move {
+        let _ = console_stop.changed().await;
+    };
+    let console = match console_tls {
+        Some(tls) => tokio::spawn(hallpass_console::serve_tls(
+            console_listener,
+            tls,
+            console_state,
+            Some(metrics),
+            console_stopped,
+        )),
+        None => tokio::spawn(hallpass_console::serve_with_metrics(
+            console_listener,
+            console_state,
+            Some(metrics),
+            console_stopped,
+        )),
+    };
     let shutdown = async move {
         stop_signal.await;
         tracing::info!("shutting down: no new connections; finishing sessions in flight");
@@ -152,6 +277,8 @@ pub async fn run(engine: Engine) -> anyhow::Result<()> {
         _ => {}
     }
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    let _ = reloads.await;
+    let _ = gauges.await;
     deliverer.close_idle().await;
     relay.store.close().await;
     tracing::info!("stopped");
@@ -171,7 +298,11 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn smtp_settings(config: &Config, hostname: &str) -> anyhow::Result<hallpass_smtp::Settings> {
+fn smtp_settings(
+    config: &Config,
+    hostname: &str,
+    certificates: &mut Vec<Arc<hallpass_smtp::Certificate>>,
+) -> anyhow::Result<hallpass_smtp::Settings> {
     let c = &config.smtp;
     let mut s = hallpass_smtp::Settings::new(hostname.to_string());
     s.max_message_size = c.max_message_size;
@@ -184,7 +315,9 @@ fn smtp_settings(config: &Config, hostname: &str) -> anyhow::Result<hallpass_smt
     s.internal_domains = config.organisation.internal_domains.clone();
     s.restrict_senders = c.restrict_senders;
     if let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) {
-        s.tls = Some(hallpass_smtp::load_tls(cert, key)?);
+        let (tls, certificate) = hallpass_smtp::load_tls_reloadable(cert, key)?;
+        s.tls = Some(tls);
+        certificates.push(certificate);
     }
     Ok(s)
 }
@@ -299,18 +432,37 @@ impl Relay {
         use anyhow::Context as _;
         let received_ms = clock::now_ms();
         let id = new_id();
-        let config = self.engine.config();
+        let engine = self.live.engine();
+        let config = engine.config();
+
+        // Mail from a shared cloud service must be from this organisation's tenant.
+        let smtp = &config.smtp;
+        if envelope.authenticated.is_none()
+            && !smtp.tenant_header.is_empty()
+            && !carries_one_of(&data, &smtp.tenant_header, &smtp.tenant_ids)
+        {
+            tracing::warn!(
+                id = %id,
+                header = %smtp.tenant_header,
+                "refused: not from this organisation's tenant"
+            );
+            return Ok(Reply::new(
+                550,
+                "5.7.1",
+                "Relaying refused: this message did not come from the school's own mail service.",
+            ));
+        }
 
         // The sender's window counts this message's outside recipients.
         let outside = envelope
             .rcpt_to
             .iter()
-            .filter(|r| self.engine.policy().classify(r) != RecipientClass::Internal)
+            .filter(|r| engine.policy().classify(r) != RecipientClass::Internal)
             .count() as u64;
         let window = if outside > 0 && !envelope.mail_from.is_empty() {
             let w = &config.rules.bulk_send;
             Some(
-                self.store
+                self.counters
                     .add_and_count(
                         &envelope.mail_from.to_ascii_lowercase(),
                         outside,
@@ -326,13 +478,15 @@ impl Relay {
 
         let data = Arc::new(data);
         let scan_started = Instant::now();
-        let report = self.scan(&envelope, data.clone(), window).await?;
+        let report = self.scan(&engine, &envelope, data.clone(), window).await?;
         let scan_ms = scan_started.elapsed().as_millis() as u64;
+        crate::metrics::scanned(scan_started.elapsed());
         let plan = plan(&report, &envelope.rcpt_to);
         let rule_names: Vec<&str> = plan.rules.iter().map(|r| r.as_str()).collect();
         // One line per message: ids, verdict, rules, sizes and timings; never
         // a subject, an address or a value.
         let log = |outcome: &str| {
+            crate::metrics::answered(&report, &plan.rules);
             tracing::info!(
                 id = %id,
                 outcome,
@@ -377,7 +531,7 @@ impl Relay {
         let mut deliver_spool = id.clone();
         if plan.rewrite
             && !plan.deliver.is_empty()
-            && let Some(rewritten) = self.engine.hide_recipients(&data)
+            && let Some(rewritten) = engine.hide_recipients(&data)
         {
             let rid = new_id();
             let mut bytes = Vec::with_capacity(received.len() + rewritten.len());
@@ -428,9 +582,10 @@ impl Relay {
             copies,
         };
         if let Err(e) = self.store.accept(&record).await {
-            for s in &spool_ids {
-                let _ = self.spool.remove(s).await;
-            }
+            // The files stay: after an error the record may have been committed all the same
+            // (a lost answer to COMMIT). The orphan sweep removes them later only if the store
+            // has no record of them; if it has, they are delivered (the client, told 451, may
+            // send again: a duplicate, never a loss).
             return Err(e).context("cannot record the message in the store");
         }
         if let Some(hid) = &held_id {
@@ -446,7 +601,7 @@ impl Relay {
             // The message is safe in the quarantine already; a notice that
             // cannot be queued is logged, not a reason to refuse it.
             if let Err(e) = notify::send(
-                &self.engine,
+                &engine,
                 &self.store,
                 &self.spool,
                 notify::Kind::Held,
@@ -487,7 +642,7 @@ impl Relay {
             Some(reason) => notify::Kind::Rejected(reason),
             None => notify::Kind::Released,
         };
-        match notify::send(&self.engine, &self.store, &self.spool, kind, &about).await {
+        match notify::send(&self.live.engine(), &self.store, &self.spool, kind, &about).await {
             Ok(true) => self.wake.notify_one(),
             Ok(false) => {}
             Err(e) => {
@@ -501,12 +656,13 @@ impl Relay {
     /// client keeps the message.
     async fn scan(
         &self,
+        engine: &Arc<Engine>,
         envelope: &Envelope,
         data: Arc<Vec<u8>>,
         window: Option<u64>,
     ) -> anyhow::Result<Report> {
         let _permit = self.scans.acquire().await?;
-        let engine = self.engine.clone();
+        let engine = engine.clone();
         let budget = Duration::from_millis(engine.config().limits.time_budget_ms);
         let scan_env = ScanEnvelope {
             sender: envelope.mail_from.clone(),
@@ -529,7 +685,9 @@ impl Relay {
         // returns would otherwise hold the client for ever.
         match tokio::time::timeout(budget + budget / 2 + Duration::from_secs(5), task).await {
             Ok(Ok(report)) => Ok(report),
-            Ok(Err(e)) => anyhow::bail!("the scan failed: {e}"),
+            // Never the panic's own message: it may quote the mail.
+            Ok(Err(e)) if e.is_panic() => anyhow::bail!("the scan failed: a panic while reading"),
+            Ok(Err(_)) => anyhow::bail!("the scan failed: cancelled"),
             Err(_) => anyhow::bail!("the scan did not finish within its time budget"),
         }
     }
@@ -549,12 +707,10 @@ async fn worker(
     deliverer: Arc<Deliverer>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let owner = format!("{}:{}", relay.hostname, std::process::id());
-    match relay
+    let owner = relay
         .store
-        .requeue_expired(clock::now_ms() + LEASE_MS)
-        .await
-    {
+        .lease_owner(&format!("{}:{}", relay.hostname, std::process::id()));
+    match relay.store.resume_interrupted(clock::now_ms()).await {
         Ok(n) if n > 0 => tracing::warn!(
             recipients = n,
             "resuming deliveries interrupted by a stop; they may be sent again"
@@ -564,8 +720,9 @@ async fn worker(
     }
     let mut last_sweep: Option<Instant> = None;
     let mut last_housekeeping: Option<Instant> = None;
+    let mut digest = crate::digest::Progress::default();
     let in_flight = Arc::new(Semaphore::new(
-        relay.engine.config().delivery.concurrency as usize * 2,
+        relay.live.engine().config().delivery.concurrency as usize * 2,
     ));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -602,6 +759,18 @@ async fn worker(
                 tracing::error!(error = %e, "cannot requeue expired deliveries");
             }
             clean_spool(&relay).await;
+            let engine = relay.live.engine();
+            if crate::digest::maybe_send(
+                engine.config(),
+                &relay.store,
+                &relay.spool,
+                &relay.hostname,
+                &mut digest,
+            )
+            .await
+            {
+                relay.wake.notify_one();
+            }
             last_housekeeping = Some(Instant::now());
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= ORPHAN_AGE) {
@@ -624,7 +793,8 @@ async fn worker(
 }
 
 async fn deliver_batch(relay: &Relay, deliverer: &Deliverer, batch: Batch) {
-    let config = relay.engine.config();
+    let engine = relay.live.engine();
+    let config = engine.config();
     let bytes = match relay.spool.read(&batch.spool_id).await {
         Ok(b) => b,
         Err(e) => {
@@ -658,6 +828,7 @@ async fn deliver_batch(relay: &Relay, deliverer: &Deliverer, batch: Batch) {
         format!("{}-{}", batch.copy_id, batch.attempts)
     };
     let outcomes = deliverer.send(&batch.sender, &rcpts, &bytes, &name).await;
+    crate::metrics::delivered(&outcomes);
     let now = clock::now_ms();
     let lifetime_ms = (config.delivery.max_queue_lifetime_hours * 3600 * 1000) as i64;
     let delay = hallpass_deliver::retry_delay(
@@ -696,6 +867,7 @@ async fn deliver_batch(relay: &Relay, deliverer: &Deliverer, batch: Batch) {
         };
         results.push((*row, o));
     }
+    crate::metrics::gave_up(&failed);
     tracing::info!(
         copy = %batch.copy_id,
         attempt = batch.attempts + 1,
@@ -725,7 +897,8 @@ async fn bounce(
     failed: &[(String, String)],
     expired: bool,
 ) -> anyhow::Result<()> {
-    let config = relay.engine.config();
+    let engine = relay.live.engine();
+    let config = engine.config();
     let now_ms = clock::now_ms();
     let dsn = hallpass_deliver::dsn(&hallpass_deliver::Dsn {
         reporting_mta: &relay.hostname,
@@ -793,15 +966,17 @@ async fn remove_orphans(relay: &Relay) {
 /// purged, decided ones past `decided_retention_days` purged; their files go.
 async fn purge(relay: &Relay) {
     const DAY_MS: i64 = 86_400_000;
-    let s = &relay.engine.config().storage;
+    let engine = relay.live.engine();
+    let s = &engine.config().storage;
     let actor = hallpass_store::Actor {
         name: "retention".into(),
         address: None,
     };
+    let now = clock::now_ms();
     let ids = match relay
         .store
         .purge(
-            clock::now_ms(),
+            now,
             i64::from(s.held_retention_days) * DAY_MS,
             i64::from(s.decided_retention_days) * DAY_MS,
             &actor,
@@ -820,15 +995,27 @@ async fn purge(relay: &Relay) {
             "retention: purged messages past their period"
         );
     }
-    for id in ids {
-        match relay.spool.remove(&id).await {
-            Ok(()) => {
-                if let Err(e) = relay.store.forget_spool(&id).await {
-                    tracing::error!(error = %e, "cannot forget a purged spool file");
-                }
+    // Held copies this sweep rejected for age: their senders are told, as for a DPO's
+    // rejection, before the files go (the notice is written from the message's headers).
+    match relay.store.rejected_for_age(&actor, now).await {
+        Ok(expired) => {
+            for h in expired {
+                let reason = h.reason.clone();
+                relay.tell_sender(&h, reason).await;
             }
-            Err(e) => tracing::error!(error = %e, "cannot remove a purged spool file"),
         }
+        Err(e) => tracing::error!(error = %e, "cannot list the messages rejected for age"),
+    }
+    remove_finished(relay, ids).await;
+    // Records of delivered mail go after the shorter period, a bounded number per sweep.
+    let cut = clock::now_ms() - i64::from(s.decided_retention_days) * DAY_MS;
+    match relay.store.forget_delivered(cut, 5_000).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            messages = n,
+            "retention: forgot delivered messages' records"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot forget delivered messages' records"),
     }
 }
 
@@ -846,15 +1033,128 @@ async fn clean_spool(relay: &Relay) {
     }
 }
 
+/// Removes spool files nothing needs any more, then forgets them in one transaction.
 async fn remove_finished(relay: &Relay, ids: Vec<String>) {
+    let mut removed = Vec::with_capacity(ids.len());
     for id in ids {
         match relay.spool.remove(&id).await {
-            Ok(()) => {
-                if let Err(e) = relay.store.forget_spool(&id).await {
-                    tracing::error!(error = %e, "cannot forget a removed spool file");
-                }
-            }
+            Ok(()) => removed.push(id),
             Err(e) => tracing::error!(error = %e, "cannot remove a finished spool file"),
         }
+    }
+    if let Err(e) = relay.store.forget_spools(&removed).await {
+        tracing::error!(error = %e, "cannot forget removed spool files");
+    }
+}
+
+/// The console's look at a held message (`hallpass_console::Inspect`): the engine in force scans
+/// it again with `explain`, within the time budget, and masks every match in the texts the page
+/// will show. Values leave only masked.
+fn inspect_hook(live: Arc<crate::reload::Live>) -> hallpass_console::Inspect {
+    Arc::new(
+        move |raw: &[u8], envelope: &ScanEnvelope, texts: &[String]| {
+            let engine = live.engine();
+            let budget = Duration::from_millis(engine.config().limits.time_budget_ms);
+            let deadline = Instant::now() + budget;
+            let partial = std::cell::Cell::new(false);
+            let today = clock::today();
+            let mut ws = engine.workspace();
+            let opts = ScanOptions {
+                today,
+                explain: true,
+                sender_window_count: None,
+            };
+            let report = engine.scan_within(&mut ws, raw, Some(envelope), &opts, &|| {
+                let over = Instant::now() > deadline;
+                partial.set(partial.get() || over);
+                over
+            });
+            let masked = texts
+                .iter()
+                .map(|t| engine.mask_text(&mut ws, t, today))
+                .collect();
+            hallpass_console::Inspection {
+                matches: report
+                    .explained
+                    .into_iter()
+                    .map(|e| hallpass_console::Match {
+                        detector: e.detector.to_string(),
+                        location: e.location.to_string(),
+                        masked: e.masked,
+                        before: e.before,
+                        after: e.after,
+                        confidence: e.confidence.as_str().to_string(),
+                        context: e.context,
+                    })
+                    .collect(),
+                attachments: report
+                    .attachments
+                    .into_iter()
+                    .map(|a| hallpass_console::Attachment {
+                        location: a.location.to_string(),
+                        kind: a.kind.to_string(),
+                        size: a.size,
+                        encrypted: a.encrypted,
+                        scanned: a.scanned,
+                        unscannable: a.unscannable,
+                    })
+                    .collect(),
+                masked,
+                partial: partial.get(),
+            }
+        },
+    )
+}
+
+/// True when the header section of `data` has a field `name`, and every field of that name has
+/// a value (unfolded, trimmed) that is one of `values`, compared case-insensitively: a sender
+/// cannot add this organisation's id beside the one its own service stamped.
+fn carries_one_of(data: &[u8], name: &str, values: &[String]) -> bool {
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(data.len(), |p| p + 2);
+    let head = String::from_utf8_lossy(&data[..end]);
+    // Unfold: a line that starts with white space continues the field before it.
+    let mut fields: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        match (line.starts_with([' ', '\t']), fields.last_mut()) {
+            (true, Some(last)) => last.push_str(line),
+            _ => fields.push(line.to_string()),
+        }
+    }
+    let mut found = fields
+        .iter()
+        .filter_map(|f| f.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .peekable();
+    found.peek().is_some()
+        && found.all(|v| !v.is_empty() && values.iter().any(|w| w.eq_ignore_ascii_case(v)))
+}
+
+#[cfg(test)]
+mod tenant_tests {
+    use super::carries_one_of;
+
+    #[test]
+    fn the_tenant_header_is_found_unfolded_and_only_in_the_header_section() {
+        let ids = vec!["7d3c2b1a-0000-4000-8000-00000000abcd".to_string()];
+        let name = "X-MS-Exchange-CrossTenant-Id";
+        let ok = b"From: a@lumen.sch.uk\r\nx-ms-exchange-crosstenant-id:\r\n 7D3C2B1A-0000-4000-8000-00000000ABCD\r\n\r\nbody\r\n";
+        assert!(carries_one_of(ok, name, &ids));
+        let other = b"X-MS-Exchange-CrossTenant-Id: 11111111-0000-4000-8000-000000000000\r\n\r\n";
+        assert!(!carries_one_of(other, name, &ids));
+        let in_body = b"Subject: hi\r\n\r\nX-MS-Exchange-CrossTenant-Id: 7d3c2b1a-0000-4000-8000-00000000abcd\r\n";
+        assert!(!carries_one_of(in_body, name, &ids));
+        let prefix = b"X-MS-Exchange-CrossTenant-Idx: 7d3c2b1a-0000-4000-8000-00000000abcd\r\n\r\n";
+        assert!(!carries_one_of(prefix, name, &ids));
+        let added = b"X-MS-Exchange-CrossTenant-Id: 11111111-0000-4000-8000-000000000000\r\nX-MS-Exchange-CrossTenant-Id: 7d3c2b1a-0000-4000-8000-00000000abcd\r\n\r\n";
+        assert!(
+            !carries_one_of(added, name, &ids),
+            "every copy of the header must match"
+        );
+        let empty = b"X-MS-Exchange-CrossTenant-Id:\r\n\r\n";
+        assert!(!carries_one_of(empty, name, &[String::new()]));
     }
 }

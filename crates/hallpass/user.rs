@@ -128,7 +128,7 @@ pub async fn run(config: &Config, action: Action) -> anyhow::Result<ExitCode> {
         Action::List => {
             for u in store.user_list().await? {
                 println!(
-                    "{:<24} {:<6} {}  created {}",
+                    "{:<24} {:<7} {}  created {}",
                     u.name,
                     u.role.as_str(),
                     if u.disabled { "disabled" } else { "active  " },

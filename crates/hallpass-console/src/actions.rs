@@ -2,13 +2,13 @@
 //! addresses moved to Bcc), false positive, reject. The store makes each one exactly once and
 //! audits it in the same transaction; this adds the rewritten spool file and the worker's wake-up.
 
-use hallpass_store::{HeldFilter, HeldRecord, HeldStatus, new_id};
+use hallpass_store::{HeldFilter, HeldRecord, HeldStatus};
 
 use crate::App;
 use crate::auth::Caller;
 use crate::clock;
 use crate::error::Failure;
-use crate::wire::{HeldDetailJson, summary_headers};
+use crate::wire::HeldDetailJson;
 
 /// How a release went.
 #[derive(Debug)]
@@ -29,16 +29,13 @@ impl App {
             .ok_or_else(|| Failure::NotFound("no such held message".into()))
     }
 
-    /// The copy in full, with its headers read from the spool file.
+    /// The copy in full, with its headers read from the spool file; the headers and the
+    /// reason masked as on the message's page.
     pub(crate) async fn detail(&self, h: &HeldRecord) -> HeldDetailJson {
-        let headers = match self.console.spool.read(&h.spool_id).await {
-            Ok(bytes) => summary_headers(&bytes),
-            Err(e) => {
-                tracing::warn!(id = %h.id, error = %e, "cannot read a held message's spool file");
-                Vec::new()
-            }
-        };
-        HeldDetailJson::new(h, headers)
+        let mut d = HeldDetailJson::new(h, Vec::new());
+        d.headers = self.masked_headers(h).await;
+        d.reason = self.masked_reason(d.reason.take()).await;
+        d
     }
 
     /// Held copies matching `filter`.
@@ -59,58 +56,45 @@ impl App {
         if h.status != HeldStatus::Held {
             return Err(already(&h));
         }
-        let spool = &self.console.spool;
         let mut rewritten = None;
         if bcc {
-            let bytes = spool
+            let bytes = self
+                .console
+                .spool
                 .read(&h.spool_id)
                 .await
                 .map_err(|e| Failure::internal("reading a held message", e))?;
             let rewrite = self.console.rewrite.clone();
-            let out = tokio::task::spawn_blocking(move || rewrite(&bytes))
+            rewritten = tokio::task::spawn_blocking(move || rewrite(&bytes))
                 .await
-                .map_err(|e| Failure::internal("rewriting a held message", e))?;
-            if let Some(bytes) = out {
-                let rid = new_id();
-                spool
-                    .write(&rid, &bytes)
-                    .await
-                    .map_err(|e| Failure::internal("writing a rewritten message", e))?;
-                rewritten = Some(rid);
-            }
+                // Never the panic's own message: it may quote the mail.
+                .map_err(|e| {
+                    let why = if e.is_panic() { "a panic" } else { "cancelled" };
+                    Failure::internal("rewriting a held message", why)
+                })?;
         }
-        let spool_id = rewritten.as_deref().unwrap_or(&h.spool_id);
-        let result = self
+        let record = self
             .console
             .store
-            .release(
-                id,
+            .release_held(
+                &h,
                 &caller.actor(),
-                spool_id,
+                rewritten.as_deref(),
                 false_positive,
                 clock::now_ms(),
             )
-            .await;
-        match result {
-            Ok(record) => {
-                self.console.wake.notify_one();
-                (self.console.decided)(record.clone(), None).await;
-                tracing::info!(id, by = %caller.name, rewritten = rewritten.is_some(), false_positive, "held message released");
-                Ok(Released {
-                    record,
-                    rewritten: rewritten.is_some(),
-                })
-            }
-            Err(e) => {
-                // Someone else decided first: the rewritten file is nobody's.
-                if let Some(rid) = &rewritten
-                    && let Err(e) = spool.remove(rid).await
-                {
-                    tracing::warn!(error = %e, "cannot remove an unused rewritten spool file");
-                }
-                Err(e.into())
-            }
+            .await?;
+        self.console.wake.notify_one();
+        metrics::counter!("hallpass_releases_total").increment(1);
+        if false_positive {
+            metrics::counter!("hallpass_false_positives_total").increment(1);
         }
+        (self.console.decided)(record.clone(), None).await;
+        tracing::info!(id, by = %caller.name, rewritten = rewritten.is_some(), false_positive, "held message released");
+        Ok(Released {
+            record,
+            rewritten: rewritten.is_some(),
+        })
     }
 
     /// Rejects a held copy with a reason.
@@ -126,6 +110,7 @@ impl App {
             .reject(id, &caller.actor(), reason, clock::now_ms())
             .await?;
         tracing::info!(id, by = %caller.name, "held message rejected");
+        metrics::counter!("hallpass_rejections_total").increment(1);
         (self.console.decided)(record.clone(), Some(reason.to_string())).await;
         Ok(record)
     }

@@ -16,7 +16,7 @@ use crate::clock;
 use crate::error::{ApiError, Failure, PageError};
 use crate::input::{RejectInput, ReleaseInput};
 use crate::session::Flash;
-use crate::wire::{AuditJson, HeldJson, ReleasedJson};
+use crate::wire::{AuditJson, HeldJson, HeldViewJson, ReleasedJson};
 
 /// The most entries one request lists.
 const MAX_LIMIT: u32 = 10_000;
@@ -154,7 +154,10 @@ pub(crate) async fn held_get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let h = app.held(&id).await?;
-    Ok(Json(app.detail(&h).await).into_response())
+    let inspected = app.inspect(&h).await;
+    let mut view = HeldViewJson::new(&h, &inspected);
+    view.detail.reason = app.masked_reason(view.detail.reason.take()).await;
+    Ok(Json(view).into_response())
 }
 
 /// `POST /api/held/{id}/release` (`{"rewrite":"bcc"}` optional).
@@ -280,5 +283,12 @@ pub(crate) async fn audit(
 ) -> Result<Json<Vec<AuditJson>>, ApiError> {
     let Query(q) = query.map_err(|e| bad_query(&e))?;
     let list = app.console.store.audit_list(&q.filter()?).await?;
-    Ok(Json(list.iter().map(AuditJson::from).collect()))
+    let mut out: Vec<AuditJson> = list.iter().map(AuditJson::from).collect();
+    let details = app
+        .masked_details(out.iter().map(|a| (a.action.as_str(), a.detail.clone())))
+        .await;
+    for (a, d) in out.iter_mut().zip(details) {
+        a.detail = d;
+    }
+    Ok(Json(out))
 }

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use hallpass_core::config::Cidr;
 use hallpass_store::{Actor, Role};
 
 use crate::App;
@@ -59,11 +60,37 @@ impl Caller {
 }
 
 /// The client's IP address, from the connection (`serve` provides it).
-pub(crate) fn client_address(parts: &Parts) -> Option<IpAddr> {
-    parts
+/// The client's address: the peer's, or, when the peer is a trusted reverse proxy, the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy (proxies append on the right,
+/// so what is left of the first untrusted entry may be made up by the client).
+pub(crate) fn client_address(parts: &Parts, trusted: &[Cidr]) -> Option<IpAddr> {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip())
+        .map(|ConnectInfo(a)| a.ip())?;
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    // From the right: skip our own proxies; the first other entry is the client as the
+    // nearest trusted proxy saw it. Entries further left are the client's own claims.
+    let entries: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for entry in entries.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return Some(ip),
+            // Not an address where a trusted proxy should have written one: the proxy's own.
+            Err(_) => break,
+        }
+    }
+    Some(peer)
 }
 
 /// The session cookie's value, if the request has one.
@@ -101,17 +128,9 @@ pub(crate) fn session_clear_cookie(secure: bool) -> HeaderValue {
 impl App {
     /// Resolves the caller of a request: bearer token first, then the session cookie.
     pub(crate) async fn caller(&self, parts: &Parts) -> Result<Caller, Failure> {
-        let address = client_address(parts);
-        if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-            let token = auth
-                .to_str()
-                .ok()
-                .and_then(|v| {
-                    let (scheme, token) = v.trim().split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-                })
-                .filter(|t| !t.is_empty())
-                .ok_or(Failure::Unauthenticated)?;
+        let address = client_address(parts, &self.console.trusted_proxies);
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let token = bearer_token(parts).ok_or(Failure::Unauthenticated)?;
             let user = self
                 .console
                 .store
@@ -126,6 +145,9 @@ impl App {
                     session: None,
                 }),
                 Role::Relay => Err(relay_refused()),
+                Role::Metrics => Err(Failure::Forbidden(
+                    "a metrics account's token reads /metrics only".into(),
+                )),
             };
         }
         let id = session_cookie(&parts.headers).ok_or(Failure::Unauthenticated)?;
@@ -161,6 +183,28 @@ impl App {
             }
         }
     }
+}
+
+impl App {
+    /// Who may read `/metrics`: a dpo's or admin's session or token, or a metrics account's
+    /// token (a scraper's token that can do nothing else).
+    pub(crate) async fn metrics_reader(&self, parts: &Parts) -> Result<(), Failure> {
+        if let Some(token) = bearer_token(parts)
+            && let Some(user) = self.console.store.user_by_token(token).await?
+            && user.role == Role::Metrics
+        {
+            return Ok(());
+        }
+        self.caller(parts).await.map(drop)
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, if that is what the request has.
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn relay_refused() -> Failure {

@@ -11,12 +11,21 @@
 //!   field, or the `X-CSRF-Token` header).
 //! - Decisions go through the store, which makes each exactly once and audits it with the
 //!   account's name and the client's address.
+//! - `/held/{id}` shows what the engine (the [`Inspect`] hook) makes of the message now: each
+//!   match masked in its context, the attachments, and a preview of the body, sanitised and
+//!   masked; `/held/{id}/eml` (and `/api/held/{id}/eml`) downloads it as spooled, audited
+//!   (`download`).
 //! - `/dashboard` (dpo, admin): holds per day and rule over 30 days as a server-drawn SVG chart,
 //!   detectors with their false-positive rates, the delivery queue.
 //! - `/users` and `/api/users` (admin only): add accounts, disable and enable them, reset
 //!   passwords; each change audited (`user-add:<role>`, `user-disable`, `user-enable`,
 //!   `user-passwd`).
 //! - Every response carries a strict Content-Security-Policy and friends; nothing is cached.
+//! - [`serve_tls`] serves the same over HTTPS only, with `Strict-Transport-Security`.
+//! - `GET /metrics` (with [`router_with_metrics`] / [`serve_with_metrics`]): the relay's metrics
+//!   in Prometheus text format, for a dpo or admin's session or Bearer token like `/api` (`401`
+//!   without), or for anyone when [`Metrics::public`]. Releases, rejections and false positives
+//!   are counted through the `metrics` facade (`hallpass_releases_total` …).
 //!
 //! The console holds no message content of its own and logs none: ids, account names and
 //! counts only.
@@ -32,8 +41,10 @@
 //!     rewrite: Arc::new(|_bytes: &[u8]| None),
 //!     wake: Arc::new(tokio::sync::Notify::new()),
 //!     decided: Arc::new(|_held, _reason| Box::pin(async {})),
+//!     inspect: Arc::new(|_bytes, _envelope, _texts| hallpass_console::Inspection::default()),
 //!     secure_cookies: false,
 //!     organisation: "Lumen Learning Trust".into(),
+//!     trusted_proxies: Vec::new(),
 //! };
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8025").await?;
 //! serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
@@ -46,11 +57,14 @@ mod api;
 mod auth;
 mod clock;
 mod dashboard;
+mod download;
 mod error;
 mod input;
+mod inspect;
 mod login;
 mod pages;
 mod session;
+mod tls;
 mod users;
 mod wire;
 
@@ -62,12 +76,13 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use hallpass_store::{Spool, Store};
 
 use crate::error::{ApiError, Failure, PageError};
 use crate::session::{Sessions, Throttle};
 
+pub use inspect::{Attachment, Inspect, Inspection, Match};
 pub use wire::summary_headers;
 
 /// The rewrite of a held message's To/Cc for "release with Bcc": the engine's
@@ -98,10 +113,15 @@ pub struct ConsoleState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Called after a release or a rejection (the relay queues the sender's notice).
     pub decided: Decided,
+    /// The engine's look at a held message for its page: matches masked in context,
+    /// attachments, and texts to show with every match masked.
+    pub inspect: Inspect,
     /// Mark the session cookie `Secure` (the console is reached over HTTPS, e.g. behind a proxy).
     pub secure_cookies: bool,
     /// The organisation's name, shown on every page.
     pub organisation: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`[console] trusted_proxies`).
+    pub trusted_proxies: Vec<hallpass_core::config::Cidr>,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -115,12 +135,30 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
+/// `GET /metrics`: what renders the relay's metrics, and whether they need a login.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The metrics in Prometheus text format, as they are now.
+    pub render: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Served without a session or token (`[console] metrics_public`).
+    pub public: bool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The state every handler shares.
 #[derive(Clone)]
 pub(crate) struct App(Arc<Inner>);
 
 pub(crate) struct Inner {
     pub console: ConsoleState,
+    metrics: Option<Metrics>,
     sessions: Mutex<Sessions>,
     throttle: Mutex<Throttle>,
 }
@@ -148,35 +186,93 @@ impl App {
 /// stylesheet. Client addresses (for the audit trail and the login throttle) come from
 /// [`axum::extract::ConnectInfo`]`<SocketAddr>`, which [`serve`] provides.
 pub fn router(state: ConsoleState) -> Router {
+    router_with_metrics(state, None)
+}
+
+/// [`router`] with `GET /metrics` served from `metrics` (a 404 when `None`).
+pub fn router_with_metrics(state: ConsoleState, metrics: Option<Metrics>) -> Router {
     let app = App(Arc::new(Inner {
         console: state,
+        metrics,
         sessions: Mutex::new(Sessions::default()),
         throttle: Mutex::new(Throttle::default()),
     }));
-    Router::new()
+    let mut routes = Router::new()
         .route("/", get(pages::home))
         .route("/login", get(login::page).post(login::login))
         .route("/logout", post(login::logout))
         .route("/held", get(pages::held_list))
         .route("/held/{id}", get(pages::held_one))
+        .route("/held/{id}/eml", get(download::page))
         .route("/dashboard", get(dashboard::page))
         .route("/audit", get(pages::audit))
         .route("/audit.csv", get(pages::audit_csv))
         .route("/users", get(users::page))
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/api/held", get(api::held_list))
-        .route("/api/held/{id}", get(api::held_get))
-        .route("/api/held/{id}/release", post(api::release))
-        .route("/api/held/{id}/reject", post(api::reject))
-        .route("/api/held/{id}/false-positive", post(api::false_positive))
-        .route("/api/audit", get(api::audit))
-        .route("/api/users", get(users::list).post(users::add))
-        .route("/api/users/{name}/disable", post(users::disable))
-        .route("/api/users/{name}/enable", post(users::enable))
-        .route("/api/users/{name}/password", post(users::password))
+        .route("/static/style.css", get(pages::stylesheet));
+    for (path, route) in machine_routes() {
+        routes = routes.route(path, route);
+    }
+    routes
         .fallback(not_found)
         .with_state(app)
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The machine interface: the JSON API and `/metrics`. Every route here is described in
+/// [`OPENAPI`] (a test holds the two together); add new ones here, not in the pages' list.
+fn machine_routes() -> Vec<(&'static str, MethodRouter<App>)> {
+    vec![
+        ("/api/openapi.json", get(openapi)),
+        ("/api/held", get(api::held_list)),
+        ("/api/held/{id}", get(api::held_get)),
+        ("/api/held/{id}/eml", get(download::api)),
+        ("/api/held/{id}/release", post(api::release)),
+        ("/api/held/{id}/reject", post(api::reject)),
+        ("/api/held/{id}/false-positive", post(api::false_positive)),
+        ("/api/audit", get(api::audit)),
+        ("/api/users", get(users::list).post(users::add)),
+        ("/api/users/{name}/disable", post(users::disable)),
+        ("/api/users/{name}/enable", post(users::enable)),
+        ("/api/users/{name}/password", post(users::password)),
+        ("/metrics", get(metrics_text)),
+        ("/healthz", get(healthz)),
+    ]
+}
+
+/// `GET /healthz`: `200` when the store answers, `503` when it does not; no login, no data.
+async fn healthz(axum::extract::State(app): axum::extract::State<App>) -> Response {
+    match app.console.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: the store does not answer");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "store unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The paths of the machine interface (the JSON API and `/metrics`) as the router mounts them,
+/// in axum's `{param}` syntax, which is OpenAPI's too.
+pub fn api_paths() -> Vec<&'static str> {
+    machine_routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The OpenAPI 3.1 document of the JSON API, `/login`, `/logout` and `/metrics`, served at
+/// `GET /api/openapi.json` without a login (it holds no data).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 /// Serves the console on `listener` until `shutdown` resolves, then finishes the requests in
@@ -186,10 +282,66 @@ pub async fn serve(
     state: ConsoleState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    serve_with_metrics(listener, state, None, shutdown).await
+}
+
+/// [`serve`] with `GET /metrics` (see [`router_with_metrics`]).
+pub async fn serve_with_metrics(
+    listener: tokio::net::TcpListener,
+    state: ConsoleState,
+    metrics: Option<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service =
+        router_with_metrics(state, metrics).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// [`serve_with_metrics`] over HTTPS only, with `tls` (its ALPN set to HTTP/1.1): a client that
+/// does not finish a TLS handshake is closed, so nothing is served in plain text on that port.
+/// Every answer carries `Strict-Transport-Security`. Give it a [`ConsoleState`] with
+/// `secure_cookies` set.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: ConsoleState,
+    metrics: Option<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, tls)?;
+    let service = router_with_metrics(state, metrics)
+        .layer(axum::middleware::map_response(tls::hsts))
+        .layer(axum::middleware::map_request(tls::peer_address))
+        .into_make_service_with_connect_info::<tls::TlsPeer>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `GET /metrics`: Prometheus text format; `401` without a session or token unless public.
+async fn metrics_text(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: Request,
+) -> Response {
+    let Some(m) = app.metrics.clone() else {
+        return ApiError(Failure::NotFound("no such page".into())).into_response();
+    };
+    if !m.public {
+        let (parts, _) = req.into_parts();
+        if let Err(f) = app.metrics_reader(&parts).await {
+            return ApiError(f).into_response();
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        (m.render)(),
+    )
+        .into_response()
 }
 
 async fn not_found(req: Request) -> Response {

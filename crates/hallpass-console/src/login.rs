@@ -56,7 +56,7 @@ pub(crate) async fn page(State(app): State<App>, req: Request) -> Result<Respons
 pub(crate) async fn login(State(app): State<App>, req: Request) -> Response {
     let form = is_form(req.headers());
     let (parts, body) = req.into_parts();
-    let address = client_address(&parts);
+    let address = client_address(&parts, &app.console.trusted_proxies);
     let old_session = auth::session_cookie(&parts.headers).map(str::to_string);
     // A login posted from another site would put the victim in the attacker's session.
     let cross_site = parts

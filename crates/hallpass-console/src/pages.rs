@@ -17,6 +17,7 @@ use crate::api::{AuditQuery, HeldQuery, bad_query, given};
 use crate::auth::{Caller, PageCaller};
 use crate::clock;
 use crate::error::{Failure, PageError};
+use crate::inspect::Inspected;
 use crate::session::Flash;
 use crate::wire::HeldDetailJson;
 
@@ -37,10 +38,40 @@ pub(crate) struct Nav {
     /// For the logout form; empty for a bearer-token caller.
     pub csrf: String,
     pub flash: Option<Flash>,
+    /// The section of the page shown, marked in the navigation.
+    pub current: Section,
+}
+
+/// The sections the navigation links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Section {
+    /// `/held` (`exact`: the list itself, not one message).
+    Held { exact: bool },
+    /// `/dashboard`.
+    Dashboard,
+    /// `/audit`.
+    Audit,
+    /// `/users`.
+    Users,
+}
+
+impl Section {
+    /// `aria-current` for the link to `href`: `page` on the page itself, `true` on a page
+    /// within its section (one held message), none elsewhere.
+    pub fn aria(&self, href: &str) -> &'static str {
+        match (self, href) {
+            (Section::Held { exact: true }, "/held")
+            | (Section::Dashboard, "/dashboard")
+            | (Section::Audit, "/audit")
+            | (Section::Users, "/users") => "page",
+            (Section::Held { exact: false }, "/held") => "true",
+            _ => "",
+        }
+    }
 }
 
 impl App {
-    pub(crate) fn nav(&self, caller: &Caller) -> Nav {
+    pub(crate) fn nav(&self, caller: &Caller, current: Section) -> Nav {
         let flash = caller
             .session
             .as_ref()
@@ -51,6 +82,7 @@ impl App {
             role: caller.role.as_str(),
             csrf: caller.csrf().to_string(),
             flash,
+            current,
         }
     }
 }
@@ -223,7 +255,7 @@ pub(crate) async fn held_list(
         })
         .collect();
     let t = HeldListPage {
-        nav: app.nav(&caller),
+        nav: app.nav(&caller, Section::Held { exact: true }),
         rows: records.iter().map(held_row).collect(),
         prev: (page > 1).then(|| held_href(&form.rule, page - 1)),
         next: more.then(|| held_href(&form.rule, page + 1)),
@@ -299,6 +331,9 @@ pub(crate) struct HeldPage {
     pub decided_at: Option<String>,
     pub is_held: bool,
     pub action_base: String,
+    /// Matches in context, attachments, the body's preview.
+    pub i: Inspected,
+    pub eml_href: String,
 }
 
 /// `GET /held/{id}`: one message, and what can be done with it.
@@ -308,13 +343,18 @@ pub(crate) async fn held_one(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let h = app.held(&id).await?;
-    let m = app.detail(&h).await;
+    let i = app.inspect(&h).await;
+    let mut m = HeldDetailJson::new(&h, Vec::new());
+    m.headers = i.headers.clone();
+    m.reason = app.masked_reason(m.reason.take()).await;
     let t = HeldPage {
-        nav: app.nav(&caller),
+        nav: app.nav(&caller, Section::Held { exact: false }),
         received: clock::human(h.received_ms),
         decided_at: h.decided_ms.map(clock::human),
         is_held: h.status == HeldStatus::Held,
         action_base: format!("/api/held/{}", path_segment(&h.id)),
+        eml_href: format!("/held/{}/eml", path_segment(&h.id)),
+        i,
         m,
     };
     html(&t)
@@ -374,6 +414,9 @@ pub(crate) async fn audit(
         .map_err(Failure::from)?;
     let more = list.len() > AUDIT_PER_PAGE as usize;
     list.truncate(AUDIT_PER_PAGE as usize);
+    let details = app
+        .masked_details(list.iter().map(|a| (a.action.as_str(), a.detail.clone())))
+        .await;
     let form = AuditForm {
         actor: given(&q.actor).unwrap_or_default(),
         action: given(&q.action).unwrap_or_default(),
@@ -399,7 +442,8 @@ pub(crate) async fn audit(
     };
     let rows = list
         .iter()
-        .map(|a| AuditRow {
+        .zip(details)
+        .map(|(a, detail)| AuditRow {
             seq: a.seq,
             at: clock::human(a.at_ms),
             actor: a.actor.name.clone(),
@@ -411,11 +455,11 @@ pub(crate) async fn audit(
                 .filter(|_| is_message_action(&a.action))
                 .map(|t| format!("/held/{}", path_segment(t))),
             target: a.target.clone().unwrap_or_default(),
-            detail: a.detail.clone(),
+            detail,
         })
         .collect();
     let t = AuditPage {
-        nav: app.nav(&caller),
+        nav: app.nav(&caller, Section::Audit),
         rows,
         prev: (page > 1).then(|| href("/audit", page - 1)),
         next: more.then(|| href("/audit", page + 1)),
@@ -427,7 +471,10 @@ pub(crate) async fn audit(
 }
 
 fn is_message_action(action: &str) -> bool {
-    matches!(action, "release" | "reject" | "false-positive" | "purge")
+    matches!(
+        action,
+        "release" | "reject" | "false-positive" | "purge" | crate::download::ACTION
+    )
 }
 
 fn audit_filter(q: &AuditQuery) -> Result<AuditFilter, Failure> {
@@ -457,8 +504,11 @@ pub(crate) async fn audit_csv(
         .audit_list(&filter)
         .await
         .map_err(Failure::from)?;
+    let details = app
+        .masked_details(list.iter().map(|a| (a.action.as_str(), a.detail.clone())))
+        .await;
     let mut out = String::from("seq,at,actor,address,action,target,detail\r\n");
-    for a in &list {
+    for (a, detail) in list.iter().zip(details) {
         let fields = [
             a.seq.to_string(),
             clock::rfc3339(a.at_ms),
@@ -466,7 +516,7 @@ pub(crate) async fn audit_csv(
             a.actor.address.clone().unwrap_or_default(),
             a.action.clone(),
             a.target.clone().unwrap_or_default(),
-            a.detail.clone(),
+            detail,
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));

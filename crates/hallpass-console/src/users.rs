@@ -81,13 +81,13 @@ impl From<&User> for UserJson {
             name: u.name.clone(),
             role: u.role.as_str(),
             disabled: u.disabled,
-            console: u.role != Role::Relay,
+            console: matches!(u.role, Role::Dpo | Role::Admin),
             created: clock::rfc3339(u.created_ms),
         }
     }
 }
 
-/// `POST /api/users`: `name`, `role` (`dpo`, `admin`, `relay`), `password`.
+/// `POST /api/users`: `name`, `role` (`dpo`, `admin`, `relay`, `metrics`), `password`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct AddUserInput {
     #[serde(default)]
@@ -142,7 +142,7 @@ impl App {
             .role
             .trim()
             .parse()
-            .map_err(|_| Failure::BadRequest("role: dpo, admin or relay".into()))?;
+            .map_err(|_| Failure::BadRequest("role: dpo, admin, relay or metrics".into()))?;
         check_password(&input.password)?;
         self.console
             .store
@@ -346,14 +346,14 @@ pub(crate) async fn page(
             name: u.name.clone(),
             role: u.role.as_str(),
             disabled: u.disabled,
-            console: u.role != Role::Relay,
+            console: matches!(u.role, Role::Dpo | Role::Admin),
             created: clock::human(u.created_ms),
             is_me: u.name == caller.name,
             action_base: format!("/api/users/{}", path_segment(&u.name)),
         })
         .collect();
     let t = UsersPage {
-        nav: app.nav(&caller),
+        nav: app.nav(&caller, crate::pages::Section::Users),
         rows,
         min_password: MIN_PASSWORD,
     };

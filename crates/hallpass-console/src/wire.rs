@@ -41,6 +41,34 @@ pub(crate) struct HeldDetailJson {
     pub size: u64,
 }
 
+/// `GET /api/held/{id}`: the message in full, then what the engine made of its content now —
+/// each match masked in its context (at most 50; `matches_more` counts the rest), the
+/// attachments, and a note when the scan could not be done. Header values are masked too.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HeldViewJson {
+    #[serde(flatten)]
+    pub detail: HeldDetailJson,
+    pub matches: Vec<crate::inspect::MatchJson>,
+    pub matches_more: u64,
+    pub attachments: Vec<crate::inspect::AttachmentJson>,
+    pub note: Option<String>,
+}
+
+impl HeldViewJson {
+    /// The record and its inspection.
+    pub fn new(h: &HeldRecord, i: &crate::inspect::Inspected) -> Self {
+        let mut detail = HeldDetailJson::new(h, Vec::new());
+        detail.headers = i.headers.clone();
+        HeldViewJson {
+            detail,
+            matches: i.matches.clone(),
+            matches_more: i.more,
+            attachments: i.attachments.clone(),
+            note: i.note.clone(),
+        }
+    }
+}
+
 /// A header of the held message, decoded.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct HeaderJson {

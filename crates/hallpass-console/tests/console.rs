@@ -50,7 +50,8 @@ impl Drop for TempDir {
     }
 }
 
-/// A console on a fresh store with three accounts: dpo1 (dpo), admin1 (admin), relay1 (relay).
+/// A console on a fresh store with accounts dpo1 and dpo2 (dpo), admin1 (admin), relay1 (relay)
+/// and metrics1 (metrics).
 /// (held id, rejection reason) for each decision the relay was told about.
 type Told = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
 
@@ -64,6 +65,7 @@ struct Console {
     state: ConsoleState,
     dpo_token: String,
     relay_token: String,
+    metrics_token: String,
 }
 
 /// The test's stand-in for the engine's `hide_recipients`: outside addresses leave To/Cc.
@@ -112,6 +114,11 @@ impl Console {
             .unwrap();
         let dpo_token = store.user_new_token("dpo1").await.unwrap();
         let relay_token = store.user_new_token("relay1").await.unwrap();
+        store
+            .user_add("metrics1", Role::Metrics, PASSWORD)
+            .await
+            .unwrap();
+        let metrics_token = store.user_new_token("metrics1").await.unwrap();
         let wake = Arc::new(tokio::sync::Notify::new());
         let decided = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = decided.clone();
@@ -124,8 +131,14 @@ impl Console {
                 seen.lock().unwrap().push((held.id, reason));
                 Box::pin(async {})
             }),
+            // The engine's part is tested in tests/held_page.rs: here texts pass unmasked.
+            inspect: Arc::new(|_, _, texts| hallpass_console::Inspection {
+                masked: texts.to_vec(),
+                ..Default::default()
+            }),
             secure_cookies,
             organisation: "Lumen Learning Trust".into(),
+            trusted_proxies: vec!["192.0.2.10/32".parse().unwrap()],
         };
         Console {
             _dir: dir,
@@ -136,6 +149,7 @@ impl Console {
             state,
             dpo_token,
             relay_token,
+            metrics_token,
         }
     }
 
@@ -751,7 +765,7 @@ async fn posts_with_the_cookie_need_the_csrf_token() {
 // ---------------------------------------------------------------- every route, every role
 
 #[tokio::test]
-async fn every_route_as_dpo_admin_relay_and_nobody() {
+async fn every_route_as_dpo_admin_relay_metrics_and_nobody() {
     let c = Console::new("matrix").await;
     let (dpo_cookie, dpo_csrf) = c.login("dpo1").await;
     let (admin_cookie, admin_csrf) = c.login("admin1").await;
@@ -762,10 +776,18 @@ async fn every_route_as_dpo_admin_relay_and_nobody() {
         Admin,
         DpoToken,
         Relay,
+        Metrics,
         Nobody,
     }
     let ok = |who: Who| matches!(who, Who::Dpo | Who::Admin | Who::DpoToken);
-    for who in [Who::Dpo, Who::Admin, Who::DpoToken, Who::Relay, Who::Nobody] {
+    for who in [
+        Who::Dpo,
+        Who::Admin,
+        Who::DpoToken,
+        Who::Relay,
+        Who::Metrics,
+        Who::Nobody,
+    ] {
         let id = c.hold_one().await;
         let with = |r: Req| -> Req {
             match who {
@@ -773,27 +795,28 @@ async fn every_route_as_dpo_admin_relay_and_nobody() {
                 Who::Admin => r.cookie(&admin_cookie).header("x-csrf-token", &admin_csrf),
                 Who::DpoToken => r.bearer(&c.dpo_token),
                 Who::Relay => r.bearer(&c.relay_token),
+                Who::Metrics => r.bearer(&c.metrics_token),
                 Who::Nobody => r,
             }
         };
         let page = |who: Who| match who {
             Who::Dpo | Who::Admin | Who::DpoToken => StatusCode::OK,
-            Who::Relay => StatusCode::FORBIDDEN,
+            Who::Relay | Who::Metrics => StatusCode::FORBIDDEN,
             Who::Nobody => StatusCode::SEE_OTHER,
         };
         let api = |who: Who| match who {
             Who::Dpo | Who::Admin | Who::DpoToken => StatusCode::OK,
-            Who::Relay => StatusCode::FORBIDDEN,
+            Who::Relay | Who::Metrics => StatusCode::FORBIDDEN,
             Who::Nobody => StatusCode::UNAUTHORIZED,
         };
         let admin_page = |who: Who| match who {
             Who::Admin => StatusCode::OK,
-            Who::Dpo | Who::DpoToken | Who::Relay => StatusCode::FORBIDDEN,
+            Who::Dpo | Who::DpoToken | Who::Relay | Who::Metrics => StatusCode::FORBIDDEN,
             Who::Nobody => StatusCode::SEE_OTHER,
         };
         let admin_api = |who: Who| match who {
             Who::Admin => StatusCode::OK,
-            Who::Dpo | Who::DpoToken | Who::Relay => StatusCode::FORBIDDEN,
+            Who::Dpo | Who::DpoToken | Who::Relay | Who::Metrics => StatusCode::FORBIDDEN,
             Who::Nobody => StatusCode::UNAUTHORIZED,
         };
         let routes: Vec<(Method, String, StatusCode)> = vec![
@@ -815,6 +838,8 @@ async fn every_route_as_dpo_admin_relay_and_nobody() {
             (Method::GET, "/audit.csv".into(), page(who)),
             (Method::GET, "/api/held".into(), api(who)),
             (Method::GET, format!("/api/held/{id}"), api(who)),
+            (Method::GET, format!("/held/{id}/eml"), page(who)),
+            (Method::GET, format!("/api/held/{id}/eml"), api(who)),
             (Method::GET, "/api/audit".into(), api(who)),
             (Method::POST, format!("/api/held/{id}/reject"), api(who)),
             // Accounts: admins only.
@@ -859,7 +884,7 @@ async fn every_route_as_dpo_admin_relay_and_nobody() {
         let want = match who {
             Who::Dpo | Who::Admin => StatusCode::NO_CONTENT,
             Who::DpoToken => StatusCode::NO_CONTENT,
-            Who::Relay => StatusCode::FORBIDDEN,
+            Who::Relay | Who::Metrics => StatusCode::FORBIDDEN,
             Who::Nobody => StatusCode::UNAUTHORIZED,
         };
         assert_eq!(r.status(), want, "{who:?} POST /logout");
@@ -1040,7 +1065,12 @@ async fn one_held_message_has_envelope_headers_findings_and_decision() {
             "decided_by",
             "decided_at",
             "reason",
-            "size"
+            "size",
+            // What the engine made of the content now (tests/held_page.rs).
+            "matches",
+            "matches_more",
+            "attachments",
+            "note"
         ]
     );
     assert_eq!(
@@ -1765,13 +1795,14 @@ async fn users_page_lists_accounts_and_marks_relay_ones() {
     c.store.user_set_disabled("dpo2", true).await.unwrap();
     let (cookie, csrf) = c.login("admin1").await;
     let page = users_page(&c, &cookie).await;
-    for name in ["dpo1", "dpo2", "admin1", "relay1"] {
+    for name in ["dpo1", "dpo2", "admin1", "relay1", "metrics1"] {
         assert!(page.contains(&format!("<td>{name}")), "{name} listed");
     }
-    // The relay account is marked, once; dpo2 is disabled (and can be enabled), the rest active.
-    assert_eq!(page.matches("cannot log in to the console").count(), 1);
+    // The relay and metrics accounts are marked; dpo2 is disabled (and can be enabled), the rest
+    // active.
+    assert_eq!(page.matches("cannot log in to the console").count(), 2);
     assert_eq!(page.matches(">disabled</span>").count(), 1);
-    assert_eq!(page.matches(">active</span>").count(), 3);
+    assert_eq!(page.matches(">active</span>").count(), 4);
     assert!(page.contains("action=\"/api/users/dpo2/enable\""));
     assert!(page.contains("action=\"/api/users/dpo1/disable\""));
     // No disable button for oneself.
@@ -1848,7 +1879,7 @@ async fn an_admin_adds_disables_enables_and_resets_users_through_the_forms() {
                 ("role", "root"),
                 ("password", new_password),
             ],
-            "dpo, admin or relay",
+            "dpo, admin, relay or metrics",
         ),
     ] {
         let r = c.send(post("/api/users", &pairs)).await;
@@ -2004,7 +2035,9 @@ async fn users_api_lists_and_changes_accounts_as_json() {
     assert_eq!(r.status(), StatusCode::OK);
     let v = json_body(r).await;
     let list = v.as_array().unwrap();
-    assert_eq!(list.len(), 4);
+    assert_eq!(list.len(), 5);
+    let metrics = list.iter().find(|u| u["name"] == "metrics1").unwrap();
+    assert_eq!(metrics["console"], false);
     let relay = list.iter().find(|u| u["name"] == "relay1").unwrap();
     assert_eq!(
         keys(relay),
@@ -2406,4 +2439,224 @@ async fn serve_answers_on_a_socket_records_the_peer_address_and_stops_on_request
         .expect("serve returned after the shutdown signal")
         .unwrap()
         .unwrap();
+}
+
+/// The navigation's links and their `aria-current`, in order.
+fn nav_links(page: &str) -> Vec<(String, Option<String>)> {
+    let start = page
+        .find("<nav aria-label=\"Console\">")
+        .expect("the navigation");
+    let end = start + page[start..].find("</nav>").unwrap();
+    page[start..end]
+        .split("<a ")
+        .skip(1)
+        .map(|a| {
+            let attr = |name: &str| {
+                let at = a.find(&format!("{name}=\""))? + name.len() + 2;
+                Some(a[at..at + a[at..].find('"')?].to_string())
+            };
+            (attr("href").unwrap(), attr("aria-current"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_navigation_marks_the_page_shown() {
+    let c = Console::new("nav-current").await;
+    let id = c.hold_one().await;
+    let (cookie, _) = c.login("admin1").await;
+    let held_one = format!("/held/{id}");
+    for (path, marked, how) in [
+        ("/held", "/held", "page"),
+        ("/held?status=all", "/held", "page"),
+        (held_one.as_str(), "/held", "true"),
+        ("/dashboard", "/dashboard", "page"),
+        ("/audit", "/audit", "page"),
+        ("/users", "/users", "page"),
+    ] {
+        let r = c.send(req(Method::GET, path).cookie(&cookie).build()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let links = nav_links(&body_text(r).await);
+        let hrefs: Vec<&str> = links.iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(hrefs, ["/held", "/dashboard", "/audit", "/users"], "{path}");
+        let current: Vec<(&str, &str)> = links
+            .iter()
+            .filter_map(|(h, a)| Some((h.as_str(), a.as_deref()?)))
+            .collect();
+        assert_eq!(current, [(marked, how)], "{path}");
+    }
+    // A dpo has no Users link.
+    let (cookie, _) = c.login("dpo1").await;
+    let r = c
+        .send(req(Method::GET, "/audit").cookie(&cookie).build())
+        .await;
+    let links = nav_links(&body_text(r).await);
+    assert_eq!(links.len(), 3, "{links:?}");
+    assert!(links.iter().all(|(h, _)| h != "/users"));
+    // The style shows it.
+    assert!(include_str!("../static/style.css").contains("nav a[aria-current]"));
+}
+
+/// Accepts a message with the given copies (kind, rules), received `days_ago`.
+async fn accept_copies(c: &Console, days_ago: i64, copies: &[(CopyKind, &[&str])]) {
+    let msg = new_id();
+    c.store
+        .spool()
+        .write(&msg, b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .unwrap();
+    c.store
+        .accept(&NewMessage {
+            id: msg.clone(),
+            received_ms: now_ms() - days_ago * DAY_MS,
+            sender: "teacher@lumen.sch.uk".into(),
+            message_id: None,
+            size: 16,
+            spool_ids: vec![msg.clone()],
+            copies: copies
+                .iter()
+                .map(|(kind, rules)| NewCopy {
+                    id: new_id(),
+                    kind: *kind,
+                    spool_id: msg.clone(),
+                    recipients: vec!["parent@example.com".into()],
+                    rules: rules.iter().map(|r| r.to_string()).collect(),
+                    findings: vec![finding("uk_nhs_number", "body", 1)],
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_what_monitored_rules_would_have_held() {
+    let c = Console::new("dashboard-monitor").await;
+    let (cookie, _) = c.login("dpo1").await;
+    async fn page(c: &Console, cookie: &str) -> String {
+        let r = c
+            .send(req(Method::GET, "/dashboard").cookie(cookie).build())
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        body_text(r).await
+    }
+    let html = page(&c, &cookie).await;
+    assert!(
+        html.contains("No rule fired on mail that went through"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<g class=\"through\"").count(), 0);
+
+    let pde: &[&str] = &["personal_data_external"];
+    // Monitor week: delivered with the rule's hit, two today and one two days ago.
+    accept_copies(&c, 0, &[(CopyKind::Deliver, pde)]).await;
+    accept_copies(
+        &c,
+        0,
+        &[(CopyKind::Deliver, &["personal_data_external", "bulk_send"])],
+    )
+    .await;
+    accept_copies(&c, 2, &[(CopyKind::Deliver, pde)]).await;
+    // Held for the outside recipient, delivered to the inside one: the rule held it, not counted.
+    accept_copies(&c, 0, &[(CopyKind::Deliver, pde), (CopyKind::Hold, pde)]).await;
+    // Delivered with no rule hit, and a hit older than 30 days: not counted.
+    accept_copies(&c, 0, &[(CopyKind::Deliver, &[])]).await;
+    accept_copies(&c, 40, &[(CopyKind::Deliver, pde)]).await;
+
+    let html = page(&c, &cookie).await;
+    let day =
+        |days_ago: i64| hallpass_store::fmt_utc(now_ms() - days_ago * DAY_MS)[..10].to_string();
+    assert_eq!(html.matches("<g class=\"through\"").count(), 2, "{html}");
+    assert!(
+        html.contains(&format!("data-day=\"{}\" data-hits=\"3\"", day(0))),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("data-day=\"{}\" data-hits=\"1\"", day(2))),
+        "{html}"
+    );
+    for (d, rule, n) in [
+        (0, "personal_data_external", 2),
+        (0, "bulk_send", 1),
+        (2, "personal_data_external", 1),
+    ] {
+        assert!(
+            html.contains(&format!(
+                "<title>{} {rule} would have held: {n}</title>",
+                day(d)
+            )),
+            "{rule} on day -{d}: {html}"
+        );
+    }
+    assert!(html.contains("(4 in all)"), "{html}");
+    // The held chart counts only the held copy.
+    assert_eq!(html.matches("<g class=\"day\"").count(), 1);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_audited_and_throttled() {
+    // The console's state trusts 192.0.2.10 (CLIENT) as a reverse proxy.
+    let c = Console::new("proxy").await;
+    let attempt = |from: &'static str, forwarded: &'static str| {
+        req(Method::POST, "/login")
+            .client_ip(from)
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"username": "dpo1", "password": "wrong"}))
+            .build()
+    };
+    // Through the proxy: the nearest untrusted address on the right is the client's; what the
+    // client put to its left is not believed.
+    let r = c.send(attempt(CLIENT, "203.0.113.9, 198.51.100.7")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Not through the proxy: the header is the client's own claim and ignored.
+    let r = c.send(attempt("198.51.100.99", "203.0.113.50")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A header that does not parse: the proxy's own address.
+    let r = c.send(attempt(CLIENT, "not an address")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Rubbish the client wrote to the left of what the proxy appended changes nothing.
+    let r = c.send(attempt(CLIENT, "rubbish, 198.51.100.8")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let failed = c.audit("login-failed").await;
+    let addresses: Vec<Option<&str>> = failed
+        .iter()
+        .rev()
+        .map(|e| e.actor.address.as_deref())
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            Some("198.51.100.7"),
+            Some("198.51.100.99"),
+            Some(CLIENT),
+            Some("198.51.100.8")
+        ]
+    );
+    // The throttle counts per client too: a guesser behind the proxy does not lock out a
+    // colleague whose requests come through the same proxy.
+    for _ in 0..6 {
+        c.send(attempt(CLIENT, "203.0.113.66")).await;
+    }
+    let r = c
+        .send(
+            req(Method::POST, "/login")
+                .client_ip(CLIENT)
+                .header("x-forwarded-for", "203.0.113.77")
+                .json(&json!({"username": "dpo2", "password": PASSWORD}))
+                .build(),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+#[tokio::test]
+async fn the_health_check_needs_no_login_and_says_when_the_store_is_gone() {
+    let c = Console::new("health").await;
+    let r = c.send(req(Method::GET, "/healthz").build()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_body(r).await, json!({"status": "ok"}));
+    c.store.close().await;
+    let r = c.send(req(Method::GET, "/healthz").build()).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_body(r).await, json!({"status": "store unavailable"}));
 }

@@ -84,6 +84,12 @@ pub struct Smtp {
     pub data_timeout_seconds: u64,
     /// Only the school's own domains (and the null sender) may send through hallpass.
     pub restrict_senders: bool,
+    /// A header every message from an `allowed_networks` client (not a relay account) must
+    /// carry with one of `tenant_ids` — for cloud mail services whose servers are shared by
+    /// every customer (Microsoft 365's `X-MS-Exchange-CrossTenant-Id`). Empty: not checked.
+    pub tenant_header: String,
+    /// The values of `tenant_header` that are this organisation's (compared case-insensitively).
+    pub tenant_ids: Vec<String>,
 }
 
 /// `[delivery]`: how copies are passed on upstream.
@@ -119,6 +125,9 @@ pub struct Storage {
     pub path: PathBuf,
     /// A shared store (`postgres://…`); the embedded SQLite store when absent.
     pub url: Option<String>,
+    /// This relay's name in a shared store, naming its spool; the host name and the spool's
+    /// folder when absent. Must differ between relays and stay the same across restarts.
+    pub node: Option<String>,
     /// Days a held message waits for a decision before it is purged (rejected, file deleted).
     pub held_retention_days: u32,
     /// Days a released or rejected message's file is kept for the DPO to look back at.
@@ -130,6 +139,9 @@ pub struct Storage {
 pub struct Counters {
     /// `redis://…`; the store keeps the counters when absent.
     pub url: Option<String>,
+    /// Prefix of every Redis key hallpass writes (`hallpass:` by default), so several
+    /// installations (or tests) can share one Redis.
+    pub prefix: String,
 }
 
 /// `[console]`.
@@ -137,6 +149,30 @@ pub struct Counters {
 pub struct Console {
     /// Address and port of the web console.
     pub listen: SocketAddr,
+    /// The console's address as the DPO's browser reaches it (`https://hallpass.school.sch.uk`),
+    /// without a trailing `/`, for links in emails; `None`: made from `listen`.
+    pub public_url: Option<String>,
+    /// `GET /metrics` without a login or token (false by default: it needs a dpo or admin's
+    /// session or Bearer token, like `/api`).
+    pub metrics_public: bool,
+    /// Serve HTTPS (only) with this certificate (`tls = true`): `[console] tls_cert`/`tls_key`,
+    /// else `[smtp]`'s. `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// Mark the session cookie `Secure`: always over HTTPS, and when asked because a reverse
+    /// proxy terminates TLS in front of a plain-HTTP console.
+    pub secure_cookies: bool,
+    /// Reverse proxies in front of the console: from these, the client's address (for the audit
+    /// trail and the login throttle) is read from `X-Forwarded-For`. Empty: the header is ignored.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
 }
 
 /// `[notifications]`.
@@ -147,6 +183,10 @@ pub struct Notifications {
     /// Folder of the wording (`held.txt`, `released.txt`, `rejected.txt`); a file that is
     /// missing there falls back to the shipped wording.
     pub templates: PathBuf,
+    /// Who gets the daily digest of held messages (the DPO); empty: no digest.
+    pub digest_to: Vec<String>,
+    /// The hour (UTC, 0-23) from which the day's digest is sent.
+    pub digest_hour: u8,
 }
 
 /// `[detectors]`.
@@ -325,6 +365,13 @@ impl Config {
                 Err(e) => at(n.span(), e),
             }
         }
+        let mut trusted_proxies = Vec::new();
+        for n in &raw.console.trusted_proxies {
+            match n.get_ref().parse::<Cidr>() {
+                Ok(c) => trusted_proxies.push(c),
+                Err(e) => at(n.span(), format!("[console] trusted_proxies: {e}")),
+            }
+        }
         let smtp_listen = socket_addr(&raw.smtp.listen, &mut at);
         let console_listen = socket_addr(&raw.console.listen, &mut at);
         if raw.smtp.tls_cert.is_some() != raw.smtp.tls_key.is_some() {
@@ -336,6 +383,7 @@ impl Config {
                 .map_or(0..0, Spanned::span);
             at(span, "set both tls_cert and tls_key, or neither".into());
         }
+        let console_tls = console_tls(&raw.console, &raw.smtp, &base, &mut at);
         if raw.smtp.max_message_size == 0 {
             at(0..0, "[smtp] max_message_size must be more than 0".into());
         }
@@ -379,6 +427,53 @@ impl Config {
                 "[delivery] max_backoff_seconds must not be less than min_backoff_seconds".into(),
             );
         }
+        let mut digest_to = Vec::new();
+        for a in &raw.notifications.digest_to {
+            let v = a.get_ref().trim().to_ascii_lowercase();
+            match mail_address(&v) {
+                Ok(()) => digest_to.push(v),
+                Err(why) => at(
+                    a.span(),
+                    format!("digest_to `{}` is not a mail address: {why}", a.get_ref()),
+                ),
+            }
+        }
+        if *raw.notifications.digest_hour.get_ref() > 23 {
+            at(
+                raw.notifications.digest_hour.span(),
+                "digest_hour is an hour of the day (UTC), 0 to 23".into(),
+            );
+        }
+        if let Some(u) = &raw.counters.url {
+            let v = u.get_ref();
+            if !(v.starts_with("redis://")
+                || v.starts_with("redis+unix://")
+                || v.starts_with("unix://"))
+            {
+                at(
+                    u.span(),
+                    format!(
+                        "counters url `{v}` must be a Redis address like redis://127.0.0.1:6379 (rediss:// is not supported: keep Redis on a private network or a local socket)"
+                    ),
+                );
+            }
+        }
+        let public_url = raw.console.public_url.as_ref().map(|u| {
+            let v = u.get_ref().trim().trim_end_matches('/').to_string();
+            let rest = v
+                .strip_prefix("https://")
+                .or_else(|| v.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(|c: char| c.is_whitespace() || c.is_control())) {
+                at(
+                    u.span(),
+                    format!(
+                        "public_url `{}` must be the console's address as a browser reaches it, like https://hallpass.school.sch.uk",
+                        u.get_ref()
+                    ),
+                );
+            }
+            v
+        });
         let postmaster = match &raw.organisation.postmaster {
             Some(p) => {
                 let v = p.get_ref().trim().to_ascii_lowercase();
@@ -437,6 +532,24 @@ impl Config {
                 "window_seconds must be at least 1".into(),
             );
         }
+        let tenant = raw.smtp.tenant_header.get_ref().trim();
+        if !tenant.is_empty() {
+            if !tenant.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                at(
+                    raw.smtp.tenant_header.span(),
+                    "[smtp] tenant_header must be a header name (letters, digits and '-', no ':')"
+                        .into(),
+                );
+            } else if raw.smtp.tenant_ids.is_empty()
+                || raw.smtp.tenant_ids.iter().any(|v| v.trim().is_empty())
+            {
+                at(
+                    raw.smtp.tenant_header.span(),
+                    "[smtp] tenant_header needs tenant_ids: the values that are this organisation's, none empty"
+                        .into(),
+                );
+            }
+        }
         if raw.limits.max_depth == 0 || raw.limits.max_parts == 0 || raw.limits.max_text_bytes == 0
         {
             at(0..0, "[limits] values must be more than 0".into());
@@ -463,6 +576,13 @@ impl Config {
                 command_timeout_seconds: raw.smtp.command_timeout_seconds,
                 data_timeout_seconds: raw.smtp.data_timeout_seconds,
                 restrict_senders: raw.smtp.restrict_senders,
+                tenant_header: raw.smtp.tenant_header.get_ref().trim().to_string(),
+                tenant_ids: raw
+                    .smtp
+                    .tenant_ids
+                    .iter()
+                    .map(|v| v.trim().to_string())
+                    .collect(),
             },
             upstream,
             delivery: Delivery {
@@ -476,14 +596,24 @@ impl Config {
             storage: Storage {
                 path: base.join(raw.storage.path),
                 url: raw.storage.url,
+                node: raw.storage.node,
                 held_retention_days: raw.storage.held_retention_days,
                 decided_retention_days: raw.storage.decided_retention_days,
             },
             counters: Counters {
-                url: raw.counters.url,
+                url: raw.counters.url.map(Spanned::into_inner),
+                prefix: raw.counters.prefix,
             },
             console: Console {
                 listen: console_listen,
+                public_url,
+                metrics_public: raw.console.metrics_public,
+                secure_cookies: raw
+                    .console
+                    .secure_cookies
+                    .map_or(console_tls.is_some(), Spanned::into_inner),
+                tls: console_tls,
+                trusted_proxies,
             },
             detectors: Detectors {
                 path: base.join(raw.detectors.path),
@@ -491,6 +621,8 @@ impl Config {
             notifications: Notifications {
                 enabled: raw.notifications.enabled,
                 templates: base.join(raw.notifications.templates),
+                digest_to,
+                digest_hour: (*raw.notifications.digest_hour.get_ref()).min(23),
             },
             rules: Rules {
                 personal_data_external: PersonalDataRule {
@@ -559,6 +691,21 @@ fn domains(
     out
 }
 
+/// Checks that `a` (lower-case) is a plausible mail address: `local@domain`.
+fn mail_address(a: &str) -> Result<(), &'static str> {
+    match a.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !local.contains(|c: char| {
+                    c.is_whitespace() || c.is_control() || "<>,;\"".contains(c)
+                }) =>
+        {
+            check_domain(domain)
+        }
+        _ => Err("write it like dpo@school.sch.uk"),
+    }
+}
+
 /// Checks that `d` (lower-case) is a plausible mail domain: at least two
 /// labels of letters, digits and hyphens.
 pub fn check_domain(d: &str) -> Result<(), &'static str> {
@@ -584,6 +731,67 @@ pub fn check_domain(d: &str) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// `[console] tls`: the certificate and key to serve HTTPS with, checked.
+fn console_tls(
+    c: &RawConsole,
+    smtp: &RawSmtp,
+    base: &Path,
+    at: &mut impl FnMut(std::ops::Range<usize>, String),
+) -> Option<TlsFiles> {
+    let tls = *c.tls.get_ref();
+    let own = match (&c.tls_cert, &c.tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => {
+            at(
+                one.span(),
+                "[console] set both tls_cert and tls_key, or neither (then [smtp]'s are used)"
+                    .into(),
+            );
+            None
+        }
+    };
+    if !tls {
+        if let Some(one) = c.tls_cert.as_ref().or(c.tls_key.as_ref()) {
+            at(
+                one.span(),
+                "[console] tls_cert and tls_key are used only with tls = true: set tls = true, \
+                 or remove them"
+                    .into(),
+            );
+        }
+        return None;
+    }
+    if let Some(s) = &c.secure_cookies
+        && !*s.get_ref()
+    {
+        at(
+            s.span(),
+            "[console] secure_cookies = false cannot go with tls = true: over HTTPS the session \
+             cookie is always Secure (remove the line)"
+                .into(),
+        );
+    }
+    let (cert, key) = match (own, &smtp.tls_cert, &smtp.tls_key) {
+        (Some((cert, key)), _, _) | (None, Some(cert), Some(key)) => (cert, key),
+        _ => {
+            if c.tls_cert.is_none() && c.tls_key.is_none() {
+                at(
+                    c.tls.span(),
+                    "[console] tls = true needs a certificate: set [console] tls_cert and \
+                     tls_key, or [smtp] tls_cert and tls_key"
+                        .into(),
+                );
+            }
+            return None;
+        }
+    };
+    Some(TlsFiles {
+        cert: base.join(cert.get_ref()),
+        key: base.join(key.get_ref()),
+    })
 }
 
 fn socket_addr(
@@ -663,6 +871,8 @@ struct RawSmtp {
     command_timeout_seconds: u64,
     data_timeout_seconds: u64,
     restrict_senders: bool,
+    tenant_header: Spanned<String>,
+    tenant_ids: Vec<String>,
 }
 
 impl Default for RawSmtp {
@@ -680,6 +890,8 @@ impl Default for RawSmtp {
             command_timeout_seconds: 300,
             data_timeout_seconds: 180,
             restrict_senders: true,
+            tenant_header: spanned(String::new()),
+            tenant_ids: Vec::new(),
         }
     }
 }
@@ -729,6 +941,7 @@ impl Default for RawUpstream {
 struct RawStorage {
     path: String,
     url: Option<String>,
+    node: Option<String>,
     held_retention_days: u32,
     decided_retention_days: u32,
 }
@@ -738,28 +951,53 @@ impl Default for RawStorage {
         RawStorage {
             path: "data".into(),
             url: None,
+            node: None,
             held_retention_days: 30,
             decided_retention_days: 7,
         }
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawCounters {
-    url: Option<String>,
+    url: Option<Spanned<String>>,
+    prefix: String,
+}
+
+impl Default for RawCounters {
+    fn default() -> Self {
+        RawCounters {
+            url: None,
+            prefix: "hallpass:".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawConsole {
     listen: Spanned<String>,
+    public_url: Option<Spanned<String>>,
+    metrics_public: bool,
+    tls: Spanned<bool>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    secure_cookies: Option<Spanned<bool>>,
+    trusted_proxies: Vec<Spanned<String>>,
 }
 
 impl Default for RawConsole {
     fn default() -> Self {
         RawConsole {
             listen: spanned("127.0.0.1:8025".into()),
+            public_url: None,
+            metrics_public: false,
+            tls: spanned(false),
+            tls_cert: None,
+            tls_key: None,
+            secure_cookies: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -783,6 +1021,8 @@ impl Default for RawDetectors {
 struct RawNotifications {
     enabled: bool,
     templates: String,
+    digest_to: Vec<Spanned<String>>,
+    digest_hour: Spanned<u8>,
 }
 
 impl Default for RawNotifications {
@@ -790,6 +1030,8 @@ impl Default for RawNotifications {
         RawNotifications {
             enabled: true,
             templates: "templates".into(),
+            digest_to: Vec::new(),
+            digest_hour: spanned(7),
         }
     }
 }
@@ -958,6 +1200,132 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("etc/hallpass.toml:4:21:"), "{text}");
+    }
+
+    #[test]
+    fn digest_and_public_url_are_checked_with_their_places() {
+        let c = load("[organisation]\ninternal_domains = [\"a.sch.uk\"]\n").unwrap();
+        assert!(
+            c.notifications.digest_to.is_empty(),
+            "the digest is off by default"
+        );
+        assert_eq!(c.notifications.digest_hour, 7);
+        assert_eq!(c.console.public_url, None);
+        let c = load("[organisation]\ninternal_domains = [\"a.sch.uk\"]\n[console]\npublic_url = \"https://hallpass.a.sch.uk/\"\n[notifications]\ndigest_to = [\"DPO@a.sch.uk\", \"dpo@dposervice.example.com\"]\ndigest_hour = 0\n").unwrap();
+        assert_eq!(
+            c.notifications.digest_to,
+            vec!["dpo@a.sch.uk", "dpo@dposervice.example.com"]
+        );
+        assert_eq!(c.notifications.digest_hour, 0);
+        assert_eq!(
+            c.console.public_url.as_deref(),
+            Some("https://hallpass.a.sch.uk")
+        );
+        let errs = load("[organisation]\ninternal_domains = [\"a.sch.uk\"]\n[console]\npublic_url = \"hallpass.a.sch.uk\"\n[notifications]\ndigest_to = [\"dpo\", \"ok@a.sch.uk\"]\ndigest_hour = 24\n").unwrap_err();
+        let text = errs.to_string();
+        assert_eq!(errs.0.len(), 3, "{text}");
+        assert!(
+            text.contains("etc/hallpass.toml:4:14: public_url"),
+            "{text}"
+        );
+        assert!(
+            text.contains("etc/hallpass.toml:6:14: digest_to `dpo`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("etc/hallpass.toml:7:15: digest_hour"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counters_and_metrics_keys_have_safe_defaults_and_a_checked_url() {
+        let c = load("[organisation]\ninternal_domains = [\"a.sch.uk\"]\n").unwrap();
+        assert_eq!(c.counters.url, None);
+        assert_eq!(c.counters.prefix, "hallpass:");
+        assert!(
+            !c.console.metrics_public,
+            "/metrics needs a token by default"
+        );
+        let c = load("[organisation]\ninternal_domains = [\"a.sch.uk\"]\n[counters]\nurl = \"redis://10.0.0.5:6379/2\"\nprefix = \"trust-a:\"\n[console]\nmetrics_public = true\n").unwrap();
+        assert_eq!(c.counters.url.as_deref(), Some("redis://10.0.0.5:6379/2"));
+        assert_eq!(c.counters.prefix, "trust-a:");
+        assert!(c.console.metrics_public);
+        let p = first_problem(
+            "[organisation]\ninternal_domains = [\"a.sch.uk\"]\n[counters]\nurl = \"rediss://10.0.0.5\"\n",
+        );
+        assert!(p.starts_with("etc/hallpass.toml:4:7: counters url"), "{p}");
+    }
+
+    #[test]
+    fn console_tls_uses_its_own_certificate_or_the_smtp_one() {
+        const ORG: &str = "[organisation]\ninternal_domains = [\"a.sch.uk\"]\n";
+        let c = load(ORG).unwrap();
+        assert_eq!(c.console.tls, None);
+        assert!(!c.console.secure_cookies);
+
+        // Behind a proxy that terminates TLS: plain HTTP here, Secure cookies.
+        let c = load(&format!("{ORG}[console]\nsecure_cookies = true\n")).unwrap();
+        assert_eq!(c.console.tls, None);
+        assert!(c.console.secure_cookies);
+
+        let smtp = "[smtp]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n";
+        let c = load(&format!("{ORG}{smtp}[console]\ntls = true\n")).unwrap();
+        assert_eq!(
+            c.console.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("etc/tls/cert.pem"),
+                key: PathBuf::from("etc/tls/key.pem"),
+            })
+        );
+        assert!(c.console.secure_cookies, "Secure follows tls");
+
+        let c = load(&format!(
+            "{ORG}{smtp}[console]\ntls = true\ntls_cert = \"/etc/ssl/console.pem\"\ntls_key = \"/etc/ssl/console.key\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.console.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/etc/ssl/console.pem"),
+                key: PathBuf::from("/etc/ssl/console.key"),
+            })
+        );
+    }
+
+    #[test]
+    fn console_tls_mistakes_name_their_line() {
+        const ORG: &str = "[organisation]\ninternal_domains = [\"a.sch.uk\"]\n";
+        let p = first_problem(&format!("{ORG}[console]\ntls = true\n"));
+        assert!(
+            p.starts_with("etc/hallpass.toml:4:7: [console] tls = true needs a certificate"),
+            "{p}"
+        );
+        let p = first_problem(&format!(
+            "{ORG}[console]\ntls = true\ntls_cert = \"c.pem\"\n"
+        ));
+        assert!(
+            p.starts_with("etc/hallpass.toml:5:12: [console] set both tls_cert and tls_key"),
+            "{p}"
+        );
+        let p = first_problem(&format!(
+            "{ORG}[console]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"
+        ));
+        assert!(
+            p.starts_with("etc/hallpass.toml:4:12: [console] tls_cert and tls_key are used only with tls = true"),
+            "{p}"
+        );
+        let p = first_problem(&format!(
+            "{ORG}[smtp]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n[console]\ntls = true\nsecure_cookies = false\n"
+        ));
+        assert!(
+            p.starts_with(
+                "etc/hallpass.toml:8:18: [console] secure_cookies = false cannot go with tls = true"
+            ),
+            "{p}"
+        );
+        let p = first_problem(&format!("{ORG}[console]\ntls = \"yes\"\n"));
+        assert!(p.starts_with("etc/hallpass.toml:4:7: "), "{p}");
     }
 
     #[test]

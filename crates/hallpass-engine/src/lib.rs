@@ -13,15 +13,17 @@
 //! date is an argument).
 #![deny(missing_docs)]
 
+pub mod explain;
 pub mod rewrite;
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use hallpass_core::{
     AttachmentInfo, Confidence, Config, DetectorId, Envelope, Finding, Location, RecipientClass,
     RuleId, Verdict,
 };
-use hallpass_detect::{DetectorSet, Scratch, ValidateCtx};
+use hallpass_detect::{DetectorSet, Hit, Scratch, ValidateCtx};
 use hallpass_extract::View;
 use hallpass_policy::{Decision, Input, Policy};
 
@@ -46,7 +48,9 @@ pub struct ScanOptions {
     pub sender_window_count: Option<u64>,
 }
 
-/// One match, explained: never the value itself, only its masked form.
+/// One match, explained: never the value itself, only its masked form, and
+/// a short window of text each side with every digit and every other match
+/// in it hidden ([`explain`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explained {
     /// Which detector.
@@ -59,6 +63,12 @@ pub struct Explained {
     pub confidence: Confidence,
     /// The context word that raised it, if any.
     pub context: Option<String>,
+    /// About 30 characters before the match, cut at a word boundary,
+    /// whitespace collapsed, digits and other matches hidden; starts with `…`
+    /// when cut.
+    pub before: String,
+    /// The same after the match; ends with `…` when cut.
+    pub after: String,
 }
 
 /// Counts of recipients by class.
@@ -93,7 +103,9 @@ pub struct Report {
     pub message_id: Option<String>,
     /// `From:` address, if any.
     pub from: Option<String>,
-    /// With [`ScanOptions::explain`]: each match, masked (at most 1,000).
+    /// With [`ScanOptions::explain`]: each match, masked (at most 1,000), in
+    /// reading order. A body that comes as plain text and as HTML is
+    /// explained once, from the rendering with more matches (as it is counted).
     pub explained: Vec<Explained>,
 }
 
@@ -148,6 +160,23 @@ impl Engine {
         })
     }
 
+    /// `text` with every match of every detector masked in place (all but
+    /// the last three letters and digits of each become `*`, one `*` per
+    /// character, so the text keeps its length in characters), and every
+    /// long run of digits masked the same way ([`explain::mask_digit_runs`]):
+    /// for showing a text to a person, such as the console's preview of a
+    /// held message's body. Context is only what `text` holds.
+    pub fn mask_text(&self, ws: &mut Workspace, text: &str, today: (u16, u8, u8)) -> String {
+        let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        let mut hide = vec![false; starts.len()];
+        let ctx = ValidateCtx { today };
+        self.detectors.scan(&mut ws.scratch, text, &ctx, |hit| {
+            explain::hide_span(text, &hit.span, &starts, &mut hide);
+        });
+        explain::hide_digit_runs(text, &mut hide);
+        explain::apply(text, &hide)
+    }
+
     /// The detectors in force.
     pub fn detectors(&self) -> &DetectorSet {
         &self.detectors
@@ -185,7 +214,8 @@ impl Engine {
     ) -> Report {
         let ctx = ValidateCtx { today: opts.today };
         let mut tally = Tally::default();
-        let mut explained = Vec::new();
+        let mut explained: Vec<(View, Explained)> = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
         let detectors = &self.detectors;
         let info = hallpass_extract::read_message_within(
             raw,
@@ -193,20 +223,46 @@ impl Engine {
             over_budget,
             &mut |seg| {
                 let loc = tally.location(seg.location);
+                hits.clear();
                 detectors.scan(&mut ws.scratch, seg.text, &ctx, |hit| {
                     tally.add(loc, hit.detector, seg.view, hit.confidence);
-                    if opts.explain && explained.len() < MAX_EXPLAINED {
-                        explained.push(Explained {
+                    if opts.explain && explained.len() + hits.len() < MAX_EXPLAINED {
+                        hits.push(hit);
+                    }
+                });
+                // Explained once the text's matches are all known: each
+                // window hides the others.
+                let spans: Vec<Range<usize>> = hits.iter().map(|h| h.span.clone()).collect();
+                for (i, hit) in hits.iter().enumerate() {
+                    // Only matches that can reach into the window (4 bytes a character at most).
+                    let reach = explain::CONTEXT_CHARS * 4;
+                    let others: Vec<Range<usize>> = spans
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, s)| {
+                            j != i
+                                && s.end + reach > hit.span.start
+                                && s.start < hit.span.end + reach
+                        })
+                        .map(|(_, s)| s.clone())
+                        .collect();
+                    let (before, after) = explain::window(seg.text, &hit.span, &others);
+                    explained.push((
+                        seg.view,
+                        Explained {
                             detector: detectors.id(hit.detector).clone(),
                             location: seg.location.clone(),
                             masked: hallpass_detect::mask(&seg.text[hit.span.clone()]),
                             confidence: hit.confidence,
                             context: hit.context_word.map(|w| detectors.word(w).to_string()),
-                        });
-                    }
-                });
+                            before,
+                            after,
+                        },
+                    ));
+                }
             },
         );
+        let explained = one_rendering(explained);
         let findings = tally.findings(detectors);
 
         let recipients: Vec<String> = match envelope {
@@ -259,6 +315,36 @@ impl Engine {
             explained,
         }
     }
+}
+
+/// Explained matches with each body's weaker rendering dropped, as [`Tally`]
+/// counts them: per location and detector, the plain-text rendering's
+/// matches unless the HTML one has more.
+fn one_rendering(all: Vec<(View, Explained)>) -> Vec<Explained> {
+    let mut per: HashMap<(&Location, &DetectorId), (usize, usize)> = HashMap::new();
+    for (view, e) in &all {
+        let c = per.entry((&e.location, &e.detector)).or_default();
+        match view {
+            View::TextBody => c.0 += 1,
+            View::HtmlBody => c.1 += 1,
+            View::Whole | View::BothBodies => {}
+        }
+    }
+    let keep: Vec<bool> = all
+        .iter()
+        .map(|(view, e)| {
+            let (text, html) = per[&(&e.location, &e.detector)];
+            match view {
+                View::TextBody => text >= html,
+                View::HtmlBody => html > text,
+                View::Whole | View::BothBodies => true,
+            }
+        })
+        .collect();
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|((_, e), k)| k.then_some(e))
+        .collect()
 }
 
 /// Counts per location and detector, keeping the two renderings of a body

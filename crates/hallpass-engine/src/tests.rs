@@ -182,6 +182,48 @@ fn explain_masks_values() {
 }
 
 #[test]
+fn explained_matches_carry_masked_context() {
+    let r = scan(
+        "Dear Mrs Example, the referral for Sam gives NHS no. 943 476 5919 for the clinic \
+         appointment next week; his sister's is 401 023 2137.",
+    );
+    let e = &r.explained[0];
+    assert_eq!(e.masked, "*******919");
+    assert_eq!(e.before, "…for Sam gives NHS no. ");
+    assert_eq!(e.after, " for the clinic appointment…");
+    // Whatever else is near, no digits but the match's last three show.
+    for e in &r.explained {
+        let all = format!("{}{}{}", e.before, e.masked, e.after);
+        assert_eq!(all.chars().filter(char::is_ascii_digit).count(), 3, "{all}");
+    }
+}
+
+#[test]
+fn a_body_in_two_renderings_is_explained_once() {
+    let e = engine();
+    let mut ws = e.workspace();
+    let raw = "To: p@example.com\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nNHS 943 476 5919\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>NHS 943&nbsp;476 5919</p><p>NHS 401 023 2137</p>\r\n--b--\r\n";
+    let r = e.scan(&mut ws, raw.as_bytes(), None, &OPTS);
+    assert_eq!(r.findings[0].count, 2);
+    // The HTML rendering has more matches: its two, not three.
+    assert_eq!(r.explained.len(), 2, "{:?}", r.explained);
+    assert_eq!(r.explained[1].masked, "*******137");
+}
+
+#[test]
+fn mask_text_hides_matches_and_long_digit_runs_in_place() {
+    let e = engine();
+    let mut ws = e.workspace();
+    let text = "NHS number 943 476 5919, NI number AB 12 34 56 C, ref 401023 2137, year 2014.";
+    let masked = e.mask_text(&mut ws, text, OPTS.today);
+    assert_eq!(masked.chars().count(), text.chars().count());
+    assert_eq!(
+        masked,
+        "NHS number *** *** *919, NI number ** ** ** 56 C, ref ****** *137, year 2014."
+    );
+}
+
+#[test]
 fn envelope_recipients_win_over_headers() {
     let e = engine();
     let mut ws = e.workspace();

@@ -51,4 +51,4 @@ pub use received::received_header;
 pub use reply::Reply;
 pub use server::{Handler, serve};
 pub use session::{Envelope, Event, Session};
-pub use settings::{Settings, SmtpError, load_tls};
+pub use settings::{Certificate, Settings, SmtpError, load_tls, load_tls_reloadable};

@@ -1,6 +1,13 @@
 //! The tokio shell: accepts connections, enforces connection limits, drives
 //! one [`Session`] per connection over TCP and then TLS, and shuts down
 //! gracefully.
+//!
+//! It counts sessions and replies through the `metrics` facade (as it logs
+//! through `tracing`): `hallpass_smtp_sessions` (open now),
+//! `hallpass_smtp_sessions_total` and `hallpass_smtp_replies_total{code}`.
+//! Without an installed recorder that costs nothing. Counting here rather than
+//! in the relay's [`Handler`] sees every reply, including those the handler
+//! never hears of (`554` to relaying, `421` over the limits).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,9 +126,10 @@ pub async fn serve<H: Handler>(
 
 /// Tells a client over the limits so, and closes.
 async fn refuse(mut stream: TcpStream, hostname: String) {
-    let reply = Reply::new(421, "4.7.0", format!("{hostname} Too many connections"));
+    let reply = Reply::new(421, "4.7.0", format!("{hostname} Too many connections")).to_bytes();
+    count_replies(&reply);
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
-        stream.write_all(&reply.to_bytes()).await?;
+        stream.write_all(&reply).await?;
         stream.shutdown().await
     })
     .await;
@@ -137,6 +145,7 @@ async fn connection<H: Handler>(
     permit: Permit,
 ) {
     tracing::info!(peer = %peer, "connection opened");
+    let _open = OpenSession::new();
     let _ = stream.set_nodelay(true);
     let mut session = Session::new(Instant::now(), Arc::clone(&settings), peer);
     let mut driver = Driver {
@@ -220,6 +229,7 @@ impl<H: Handler> Driver<'_, H> {
             }
             let mut wrote = false;
             while let Some(bytes) = self.session.poll_reply() {
+                count_replies(&bytes);
                 self.timed(stream.write_all(&bytes)).await?;
                 wrote = true;
             }
@@ -275,6 +285,42 @@ impl<H: Handler> Driver<'_, H> {
         tokio::time::timeout(self.write_timeout, io)
             .await
             .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")))
+    }
+}
+
+/// An open session in the metrics, until dropped (however the task ends).
+struct OpenSession;
+
+impl OpenSession {
+    fn new() -> OpenSession {
+        metrics::counter!("hallpass_smtp_sessions_total").increment(1);
+        metrics::gauge!("hallpass_smtp_sessions").increment(1.0);
+        OpenSession
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        metrics::gauge!("hallpass_smtp_sessions").decrement(1.0);
+    }
+}
+
+/// The codes of the complete replies in `bytes` (one or more replies, each
+/// of one or more `CODE-text` lines ending with a `CODE text` line).
+fn reply_codes(bytes: &[u8]) -> impl Iterator<Item = &str> {
+    bytes.split(|&b| b == b'\n').filter_map(|line| {
+        let code = line.get(..3)?;
+        let last = matches!(line.get(3), None | Some(b' ' | b'\r'));
+        (last && code.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(code).ok())
+            .flatten()
+    })
+}
+
+/// Counts the replies in `bytes` by code.
+fn count_replies(bytes: &[u8]) {
+    for code in reply_codes(bytes) {
+        metrics::counter!("hallpass_smtp_replies_total", "code" => code.to_string()).increment(1);
     }
 }
 
@@ -343,8 +389,17 @@ impl Drop for Permit {
 
 #[cfg(test)]
 mod tests {
-    use super::Limits;
+    use super::{Limits, reply_codes};
     use std::sync::Arc;
+
+    #[test]
+    fn reply_codes_counts_each_reply_once() {
+        let bytes = b"250-relay.example.org\r\n250-SIZE 1000\r\n250 SMTPUTF8\r\n\
+                      550 5.7.1 refused\r\n354 go ahead\r\n221 2.0.0 bye\r\n";
+        let codes: Vec<&str> = reply_codes(bytes).collect();
+        assert_eq!(codes, ["250", "550", "354", "221"]);
+        assert_eq!(reply_codes(b"").count(), 0);
+    }
 
     #[test]
     fn limits_count_per_client_and_in_total_and_free_on_drop() {

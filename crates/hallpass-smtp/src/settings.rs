@@ -108,6 +108,85 @@ pub enum SmtpError {
 /// SEC1) into a server configuration for STARTTLS, with the ring provider and
 /// TLS 1.2 and 1.3.
 pub fn load_tls(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::ServerConfig>, SmtpError> {
+    load_tls_reloadable(cert_pem, key_pem).map(|(config, _)| config)
+}
+
+/// As [`load_tls`], with a handle that reads the two files again ([`Certificate::reload`]) so
+/// that a renewed certificate is used from the next handshake on, without a restart.
+pub fn load_tls_reloadable(
+    cert_pem: &Path,
+    key_pem: &Path,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<Certificate>), SmtpError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certificate = Arc::new(Certificate {
+        cert_pem: cert_pem.to_path_buf(),
+        key_pem: key_pem.to_path_buf(),
+        current: std::sync::RwLock::new(certified_key(cert_pem, key_pem, &provider)?),
+        provider: provider.clone(),
+    });
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|source| SmtpError::Tls {
+            cert: cert_pem.to_path_buf(),
+            key: key_pem.to_path_buf(),
+            source,
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(certificate.clone());
+    Ok((Arc::new(config), certificate))
+}
+
+/// The certificate and key a TLS listener presents, read again on [`Certificate::reload`].
+#[derive(Debug)]
+pub struct Certificate {
+    cert_pem: std::path::PathBuf,
+    key_pem: std::path::PathBuf,
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl Certificate {
+    /// Reads the certificate and key files again. On any problem the one in use stays and the
+    /// problem is returned (a missing file, a key that does not match the certificate…).
+    pub fn reload(&self) -> Result<(), SmtpError> {
+        let fresh = certified_key(&self.cert_pem, &self.key_pem, &self.provider)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// The DER of the certificate in use (its first, end-entity certificate).
+    pub fn end_entity_der(&self) -> Vec<u8> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.cert.first().map(|c| c.to_vec()).unwrap_or_default()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Certificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// Reads and checks one certificate chain and its private key.
+fn certified_key(
+    cert_pem: &Path,
+    key_pem: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<rustls::sign::CertifiedKey>, SmtpError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| SmtpError::Read {
             path: path.to_path_buf(),
@@ -146,13 +225,6 @@ pub fn load_tls(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::ServerCon
         key: key_pem.to_path_buf(),
         source,
     };
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(tls_error)?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(tls_error)?;
-    Ok(Arc::new(config))
+    let key = rustls::sign::CertifiedKey::from_der(certs, key, provider).map_err(tls_error)?;
+    Ok(Arc::new(key))
 }

@@ -1,7 +1,9 @@
 //! The audit trail: append-only. There is no update or delete API, and triggers in the schema
 //! refuse both.
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+
+use crate::db::Sql;
 
 use crate::error::StoreError;
 use crate::held::insert_audit;
@@ -17,26 +19,26 @@ impl Store {
 
     /// Audit entries matching `f`, newest first.
     pub async fn audit_list(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Sql::new(
             "SELECT seq, at_ms, actor_name, actor_address, action, target, detail \
              FROM audit WHERE 1 = 1",
         );
         if let Some(actor) = &f.actor {
-            q.push(" AND actor_name = ").push_bind(actor.clone());
+            q.push(" AND actor_name = ").bind(actor.clone());
         }
         if let Some(action) = &f.action {
-            q.push(" AND action = ").push_bind(action.clone());
+            q.push(" AND action = ").bind(action.clone());
         }
         if let Some(target) = &f.target {
-            q.push(" AND target = ").push_bind(target.clone());
+            q.push(" AND target = ").bind(target.clone());
         }
         if let Some(since) = f.since_ms {
-            q.push(" AND at_ms >= ").push_bind(since);
+            q.push(" AND at_ms >= ").bind(since);
         }
         q.push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(f.limit))
+            .bind(i64::from(f.limit))
             .push(" OFFSET ")
-            .push_bind(i64::from(f.offset));
+            .bind(i64::from(f.offset));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|row| {

@@ -3,9 +3,14 @@
 use std::future::Future;
 
 use crate::error::StoreError;
-use crate::store::{Store, to_u64};
+use crate::group::Work;
+use crate::store::{Conn, Store, to_u64};
 
-/// Per-sender sliding-window counter (bulk_send). A trait because a later issue adds Redis.
+/// The PostgreSQL advisory lock key of the per-sender window ("hallpass" in ASCII).
+const COUNTERS_LOCK: i64 = 0x6861_6c6c_7061_7373;
+
+/// Per-sender sliding-window counter (bulk_send): kept by the [`Store`], or in Redis by
+/// [`crate::RedisCounters`] when several relays share it.
 pub trait Counters: Send + Sync {
     /// Adds `n` external recipients for `sender` at `now_ms`; returns the total within the last
     /// `window_ms` (events after `now_ms - window_ms`) including this one. Old events are pruned.
@@ -29,27 +34,57 @@ impl Counters for Store {
         window_ms: i64,
     ) -> Result<u64, StoreError> {
         let sender = sender.to_lowercase();
-        let start = now_ms.saturating_sub(window_ms);
+        if self.backend != crate::db::Backend::Postgres {
+            // SQLite: shares a transaction (one fsync) with whatever else is being written.
+            return self
+                .group_write(Work::Count {
+                    sender,
+                    n,
+                    now_ms,
+                    window_ms,
+                })
+                .await;
+        }
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM counter_events WHERE at_ms <= ?")
-            .bind(start)
+        // Relays count one at a time, as SQLite's write lock makes them: otherwise two relays
+        // adding at once would each miss the other's recipients.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(COUNTERS_LOCK)
             .execute(&mut *tx)
             .await?;
-        if n > 0 {
-            sqlx::query("INSERT INTO counter_events (sender, at_ms, n) VALUES (?, ?, ?)")
-                .bind(&sender)
-                .bind(now_ms)
-                .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let total: Option<i64> =
-            sqlx::query_scalar("SELECT SUM(n) FROM counter_events WHERE sender = ? AND at_ms > ?")
-                .bind(&sender)
-                .bind(start)
-                .fetch_one(&mut *tx)
-                .await?;
+        let total = count_rows(&mut tx, &sender, n, now_ms, window_ms).await?;
         tx.commit().await?;
-        Ok(to_u64(total.unwrap_or(0)))
+        Ok(total)
     }
+}
+
+/// Prunes the window, adds `n` for `sender` (lower-cased already) and returns its total.
+pub(crate) async fn count_rows(
+    tx: &mut Conn,
+    sender: &str,
+    n: u64,
+    now_ms: i64,
+    window_ms: i64,
+) -> Result<u64, StoreError> {
+    let start = now_ms.saturating_sub(window_ms);
+    sqlx::query("DELETE FROM counter_events WHERE at_ms <= $1")
+        .bind(start)
+        .execute(&mut *tx)
+        .await?;
+    if n > 0 {
+        sqlx::query("INSERT INTO counter_events (sender, at_ms, n) VALUES ($1, $2, $3)")
+            .bind(sender)
+            .bind(now_ms)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let total: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(n) AS BIGINT) FROM counter_events WHERE sender = $1 AND at_ms > $2",
+    )
+    .bind(sender)
+    .bind(start)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(to_u64(total.unwrap_or(0)))
 }

@@ -59,9 +59,19 @@ pub enum StoreError {
     /// Hashing or checking a password failed, or the system's random source failed.
     #[error("password hashing failed: {0}")]
     Crypto(String),
+    /// The storage settings cannot work (a `[storage] url` that is not PostgreSQL's, an empty
+    /// node name).
+    #[error("{0}")]
+    Settings(String),
     /// A value read from the database is not one this version understands.
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// A write shared a transaction (group commit) that failed with this error.
+    #[error("database error: {0}")]
+    Shared(String),
+    /// Redis (the shared counters) cannot be used: a bad URL, or no answer.
+    #[error("Redis: {0}")]
+    Redis(String),
 }
 
 fn by_text(by: &Option<String>) -> String {

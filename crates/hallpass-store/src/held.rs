@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+
+use crate::db::Sql;
 
 use crate::error::StoreError;
 use crate::spool::check_id;
@@ -21,6 +23,41 @@ impl Store {
     pub async fn held_get(&self, id: &str) -> Result<Option<HeldRecord>, StoreError> {
         let mut conn = self.read_conn().await?;
         fetch_one(&mut conn, id).await
+    }
+
+    /// Releases the held copy `h` as [`Store::release`] does, sending `rewritten` (the copy with
+    /// its outside addresses moved to Bcc) instead of the original when given: it is written to
+    /// the spool as a new file first. When the release is refused because someone decided
+    /// first, that new file is removed again; after any other error it stays (the release may
+    /// have been committed all the same), for the orphan sweep, which removes it only if the
+    /// store has no record of it. The console and `hallpass held release` both release this way.
+    pub async fn release_held(
+        &self,
+        h: &HeldRecord,
+        actor: &Actor,
+        rewritten: Option<&[u8]>,
+        false_positive: bool,
+        now_ms: i64,
+    ) -> Result<HeldRecord, StoreError> {
+        let new_file = match rewritten {
+            Some(bytes) => {
+                let id = crate::new_id();
+                self.spool.write(&id, bytes).await?;
+                Some(id)
+            }
+            None => None,
+        };
+        let spool_id = new_file.as_deref().unwrap_or(&h.spool_id);
+        let result = self
+            .release(&h.id, actor, spool_id, false_positive, now_ms)
+            .await;
+        if let (Err(StoreError::AlreadyDecided { .. } | StoreError::NotFound), Some(id)) =
+            (&result, &new_file)
+        {
+            // Nobody will send it: best effort, the sweep would remove it later anyway.
+            let _ = self.spool.remove(id).await;
+        }
+        result
     }
 
     /// Atomically: the held copy `id` becomes released (only if still held, by a single
@@ -41,9 +78,9 @@ impl Store {
         check_id(spool_id)?;
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE copies SET status = 'released', decided_by = ?, decided_ms = ?, \
-             send_spool_id = CASE WHEN spool_id = ? THEN NULL ELSE ? END, queued_ms = ? \
-             WHERE id = ? AND kind = 'hold' AND status = 'held'",
+            "UPDATE copies SET status = 'released', decided_by = $1, decided_ms = $2, \
+             send_spool_id = CASE WHEN spool_id = $3 THEN NULL ELSE $4 END, queued_ms = $5 \
+             WHERE id = $6 AND kind = 'hold' AND status = 'held'",
         )
         .bind(&actor.name)
         .bind(now_ms)
@@ -60,17 +97,18 @@ impl Store {
         }
         // A rewritten file becomes the message's too, so it is cleaned up with the rest.
         sqlx::query(
-            "INSERT INTO spool_files (spool_id, message_id) \
-             SELECT ?, message_id FROM copies WHERE id = ? \
+            "INSERT INTO spool_files (spool_id, message_id, node) \
+             SELECT $1, message_id, $3 FROM copies WHERE id = $2 \
              ON CONFLICT (spool_id) DO NOTHING",
         )
         .bind(spool_id)
         .bind(id)
+        .bind(&self.node)
         .execute(&mut *tx)
         .await?;
         let queued = sqlx::query(
-            "UPDATE recipients SET state = 'queued', next_attempt_ms = ?, updated_ms = ? \
-             WHERE copy_id = ? AND state = 'held'",
+            "UPDATE recipients SET state = 'queued', next_attempt_ms = $1, updated_ms = $2 \
+             WHERE copy_id = $3 AND state = 'held'",
         )
         .bind(now_ms)
         .bind(now_ms)
@@ -92,7 +130,7 @@ impl Store {
             for d in &detectors {
                 sqlx::query(
                     "INSERT INTO false_positives (copy_id, detector, actor, at_ms) \
-                     VALUES (?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4)",
                 )
                 .bind(id)
                 .bind(*d)
@@ -137,8 +175,8 @@ impl Store {
     ) -> Result<HeldRecord, StoreError> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE copies SET status = 'rejected', decided_by = ?, decided_ms = ?, reason = ? \
-             WHERE id = ? AND kind = 'hold' AND status = 'held'",
+            "UPDATE copies SET status = 'rejected', decided_by = $1, decided_ms = $2, reason = $3 \
+             WHERE id = $4 AND kind = 'hold' AND status = 'held'",
         )
         .bind(&actor.name)
         .bind(now_ms)
@@ -152,8 +190,8 @@ impl Store {
             return Err(err);
         }
         sqlx::query(
-            "UPDATE recipients SET state = 'rejected', updated_ms = ? \
-             WHERE copy_id = ? AND state = 'held'",
+            "UPDATE recipients SET state = 'rejected', updated_ms = $1 \
+             WHERE copy_id = $2 AND state = 'held'",
         )
         .bind(now_ms)
         .bind(id)
@@ -184,7 +222,7 @@ fn entry(actor: &Actor, action: &str, id: &str, detail: String, now_ms: i64) -> 
 pub(crate) async fn insert_audit(conn: &mut Conn, e: &AuditEntry) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit (at_ms, actor_name, actor_address, action, target, detail) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(e.at_ms)
     .bind(&e.actor.name)
@@ -200,7 +238,7 @@ pub(crate) async fn insert_audit(conn: &mut Conn, e: &AuditEntry) -> Result<(), 
 /// After an UPDATE that found no held copy: was there none, or was it decided already?
 async fn why_not_held(conn: &mut Conn, id: &str) -> Result<StoreError, StoreError> {
     let row = sqlx::query(
-        "SELECT status, decided_by, decided_ms FROM copies WHERE id = ? AND kind = 'hold'",
+        "SELECT status, decided_by, decided_ms FROM copies WHERE id = $1 AND kind = 'hold'",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -216,7 +254,7 @@ async fn why_not_held(conn: &mut Conn, id: &str) -> Result<StoreError, StoreErro
     })
 }
 
-async fn fetch_one(conn: &mut Conn, id: &str) -> Result<Option<HeldRecord>, StoreError> {
+pub(crate) async fn fetch_one(conn: &mut Conn, id: &str) -> Result<Option<HeldRecord>, StoreError> {
     let f = HeldFilter {
         status: None,
         limit: 1,
@@ -230,39 +268,39 @@ async fn fetch_held(
     f: &HeldFilter,
     id: Option<&str>,
 ) -> Result<Vec<HeldRecord>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new(
+    let mut q = Sql::new(
         "SELECT c.id, m.received_ms, m.sender, m.message_id, c.status, c.decided_by, \
          c.decided_ms, c.reason, c.spool_id, m.size \
          FROM copies c JOIN messages m ON m.id = c.message_id WHERE c.kind = 'hold'",
     );
     if let Some(id) = id {
-        q.push(" AND c.id = ").push_bind(id.to_string());
+        q.push(" AND c.id = ").bind(id.to_string());
     }
     if let Some(status) = f.status {
-        q.push(" AND c.status = ").push_bind(status.as_str());
+        q.push(" AND c.status = ").bind(status.as_str());
     }
     if let Some(rule) = &f.rule {
         q.push(" AND EXISTS (SELECT 1 FROM copy_rules cr WHERE cr.copy_id = c.id AND cr.rule = ")
-            .push_bind(rule.clone())
+            .bind(rule.clone())
             .push(")");
     }
     if let Some(sender) = &f.sender {
         q.push(" AND LOWER(m.sender) = LOWER(")
-            .push_bind(sender.clone())
+            .bind(sender.clone())
             .push(")");
     }
     if let Some(since) = f.since_ms {
-        q.push(" AND m.received_ms >= ").push_bind(since);
+        q.push(" AND m.received_ms >= ").bind(since);
     }
     if let Some(detector) = &f.detector {
         q.push(" AND EXISTS (SELECT 1 FROM findings fd WHERE fd.copy_id = c.id AND fd.detector = ")
-            .push_bind(detector.clone())
+            .bind(detector.clone())
             .push(")");
     }
     q.push(" ORDER BY m.received_ms DESC, c.id DESC LIMIT ")
-        .push_bind(i64::from(f.limit))
+        .bind(i64::from(f.limit))
         .push(" OFFSET ")
-        .push_bind(i64::from(f.offset));
+        .bind(i64::from(f.offset));
     let rows = q.build().fetch_all(&mut *conn).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -291,65 +329,43 @@ async fn fetch_held(
         .enumerate()
         .map(|(i, r)| (r.id.clone(), i))
         .collect();
-
-    let rows = in_list(
-        "SELECT copy_id, address FROM recipients WHERE copy_id IN (",
-        ") ORDER BY copy_id, ord",
-        &out,
-    )
-    .build()
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let copy: String = row.try_get("copy_id")?;
-        if let Some(&i) = index.get(&copy) {
-            out[i].rcpt.push(row.try_get("address")?);
-        }
+    for (i, row) in rows_by_copy(conn, "address FROM recipients", "ord", &out, &index).await? {
+        out[i].rcpt.push(row.try_get("address")?);
     }
-    let rows = in_list(
-        "SELECT copy_id, rule FROM copy_rules WHERE copy_id IN (",
-        ") ORDER BY copy_id, rule",
-        &out,
-    )
-    .build()
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let copy: String = row.try_get("copy_id")?;
-        if let Some(&i) = index.get(&copy) {
-            out[i].rules.push(row.try_get("rule")?);
-        }
+    for (i, row) in rows_by_copy(conn, "rule FROM copy_rules", "rule", &out, &index).await? {
+        out[i].rules.push(row.try_get("rule")?);
     }
-    let rows = in_list(
-        "SELECT copy_id, detector, location, count, confidence FROM findings WHERE copy_id IN (",
-        ") ORDER BY copy_id, ord",
-        &out,
-    )
-    .build()
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let copy: String = row.try_get("copy_id")?;
-        if let Some(&i) = index.get(&copy) {
-            let count: i64 = row.try_get("count")?;
-            out[i].findings.push(FindingRecord {
-                detector: row.try_get("detector")?,
-                location: row.try_get("location")?,
-                count: u32::try_from(count).unwrap_or(u32::MAX),
-                confidence: row.try_get("confidence")?,
-            });
-        }
+    let findings = "detector, location, count, confidence FROM findings";
+    for (i, row) in rows_by_copy(conn, findings, "ord", &out, &index).await? {
+        let count: i64 = row.try_get("count")?;
+        out[i].findings.push(FindingRecord {
+            detector: row.try_get("detector")?,
+            location: row.try_get("location")?,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            confidence: row.try_get("confidence")?,
+        });
     }
     Ok(out)
 }
 
-/// `head ?, ?, … tail` with the records' copy ids bound.
-fn in_list(head: &str, tail: &str, records: &[HeldRecord]) -> QueryBuilder<Sqlite> {
-    let mut q = QueryBuilder::<Sqlite>::new(head);
-    let mut list = q.separated(", ");
-    for r in records {
-        list.push_bind(r.id.clone());
+/// `SELECT copy_id, {columns_from} WHERE copy_id IN (the records' ids) ORDER BY copy_id,
+/// {order}`, each row with the index of its record.
+async fn rows_by_copy(
+    conn: &mut Conn,
+    columns_from: &str,
+    order: &str,
+    records: &[HeldRecord],
+    index: &HashMap<String, usize>,
+) -> Result<Vec<(usize, sqlx::any::AnyRow)>, StoreError> {
+    let mut q = Sql::new(&format!("SELECT copy_id, {columns_from} WHERE copy_id IN "));
+    q.bind_list(records.iter().map(|r| r.id.clone()))
+        .push(&format!(" ORDER BY copy_id, {order}"));
+    let mut out = Vec::new();
+    for row in q.build().fetch_all(&mut *conn).await? {
+        let copy: String = row.try_get("copy_id")?;
+        if let Some(&i) = index.get(&copy) {
+            out.push((i, row));
+        }
     }
-    q.push(tail);
-    q
+    Ok(out)
 }

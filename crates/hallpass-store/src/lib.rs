@@ -10,10 +10,11 @@
 //!   [`Store::release`] and [`Store::reject`] decide held copies exactly once, with an audit
 //!   entry in the same transaction. The audit trail is append-only (the schema refuses updates
 //!   and deletes).
-//! - [`Counters`]: the sliding window behind the `bulk_send` rule.
+//! - [`Counters`]: the sliding window behind the `bulk_send` rule; [`RedisCounters`] keeps it in
+//!   Redis for several relays, with the store as the fallback ([`WindowCounters`] is either).
 //!
-//! Files are created 0600 and folders 0700. Nothing here logs; errors carry ids and paths, never
-//! message content.
+//! Files are created 0600 and folders 0700. Nothing here logs but the Redis counters (when Redis goes
+//! away and comes back, never a sender); errors carry ids and paths, never message content.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hallpass_store::StoreError> {
@@ -47,11 +48,17 @@
 
 mod audit;
 mod counters;
+mod db;
 mod error;
+mod forget;
+mod group;
 mod held;
 mod id;
+mod redis_counters;
 mod retention;
+mod shared;
 mod spool;
+mod state;
 mod stats;
 mod store;
 mod time;
@@ -59,8 +66,10 @@ mod types;
 mod users;
 
 pub use counters::Counters;
+pub use db::Backend;
 pub use error::StoreError;
 pub use id::new_id;
+pub use redis_counters::{REDIS_TIMEOUT, RETRY_EVERY, RedisCounters, WindowCounters};
 pub use retention::RETENTION_REASON;
 pub use spool::Spool;
 pub use stats::{DayRuleCount, DetectorStats};

@@ -6,10 +6,10 @@
 use sqlx::Row;
 
 use crate::error::StoreError;
-use crate::held::insert_audit;
+use crate::held::{fetch_one, insert_audit};
 use crate::store::{Store, finished};
 use crate::time::fmt_utc;
-use crate::types::{Actor, AuditEntry};
+use crate::types::{Actor, AuditEntry, HeldRecord};
 
 /// The reason a held copy rejected for its age is given.
 pub const RETENTION_REASON: &str = "retention period passed";
@@ -23,8 +23,9 @@ impl Store {
     ///
     /// Each purged copy gets a `purge` audit entry (target: the copy id). Returns the spool ids
     /// of purged copies that nothing needs any more, as [`Store::finished_spool_ids`] would
-    /// (a released copy still being delivered keeps its file until its recipients are final).
-    /// The caller deletes each file, then calls [`Store::forget_spool`].
+    /// (a released copy still being delivered keeps its file until its recipients are final),
+    /// and only files in this node's spool (each relay removes its own).
+    /// The caller deletes each file, then calls [`Store::forget_spools`].
     pub async fn purge(
         &self,
         now_ms: i64,
@@ -35,10 +36,22 @@ impl Store {
         let held_cut = now_ms.saturating_sub(held_older_than_ms.max(0));
         let decided_cut = now_ms.saturating_sub(decided_older_than_ms.max(0));
         let mut tx = self.begin_write().await?;
+        // The database's copy of the bytes of every file nothing needs any more goes, whichever
+        // relay's spool holds the file: a relay that is gone for good must not keep a purged
+        // message in the store for ever. Done at the start of a sweep, so the copies this sweep
+        // purges keep their bytes until the next one (their senders' notices are written from
+        // them meanwhile).
+        sqlx::query(concat!(
+            "DELETE FROM spool_bytes WHERE spool_id IN (SELECT s.spool_id FROM spool_files s WHERE ",
+            finished!(),
+            ")"
+        ))
+        .execute(&mut *tx)
+        .await?;
 
         let expired: Vec<String> = sqlx::query_scalar(
             "SELECT c.id FROM copies c JOIN messages m ON m.id = c.message_id \
-             WHERE c.kind = 'hold' AND c.status = 'held' AND m.received_ms < ? \
+             WHERE c.kind = 'hold' AND c.status = 'held' AND m.received_ms < $1 \
              ORDER BY m.received_ms, c.id",
         )
         .bind(held_cut)
@@ -46,8 +59,8 @@ impl Store {
         .await?;
         for id in &expired {
             sqlx::query(
-                "UPDATE copies SET status = 'rejected', decided_by = ?, decided_ms = ?, \
-                 reason = ?, purged_ms = ? WHERE id = ? AND status = 'held'",
+                "UPDATE copies SET status = 'rejected', decided_by = $1, decided_ms = $2, \
+                 reason = $3, purged_ms = $4 WHERE id = $5 AND status = 'held'",
             )
             .bind(&actor.name)
             .bind(now_ms)
@@ -57,8 +70,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "UPDATE recipients SET state = 'rejected', updated_ms = ? \
-                 WHERE copy_id = ? AND state = 'held'",
+                "UPDATE recipients SET state = 'rejected', updated_ms = $1 \
+                 WHERE copy_id = $2 AND state = 'held'",
             )
             .bind(now_ms)
             .bind(id)
@@ -74,7 +87,7 @@ impl Store {
         let decided = sqlx::query(
             "SELECT id, status FROM copies \
              WHERE kind = 'hold' AND status IN ('released', 'rejected') \
-             AND purged_ms IS NULL AND decided_ms < ? ORDER BY decided_ms, id",
+             AND purged_ms IS NULL AND decided_ms < $1 ORDER BY decided_ms, id",
         )
         .bind(decided_cut)
         .fetch_all(&mut *tx)
@@ -83,7 +96,7 @@ impl Store {
         for row in &decided {
             let id: String = row.try_get("id")?;
             let status: String = row.try_get("status")?;
-            sqlx::query("UPDATE copies SET purged_ms = ? WHERE id = ? AND purged_ms IS NULL")
+            sqlx::query("UPDATE copies SET purged_ms = $1 WHERE id = $2 AND purged_ms IS NULL")
                 .bind(now_ms)
                 .bind(&id)
                 .execute(&mut *tx)
@@ -100,14 +113,15 @@ impl Store {
         for id in &purged {
             let ids: Vec<String> = sqlx::query_scalar(concat!(
                 "SELECT s.spool_id FROM spool_files s \
-                 WHERE s.spool_id IN (SELECT spool_id FROM copies WHERE id = ? \
-                                      UNION SELECT send_spool_id FROM copies WHERE id = ?) \
-                 AND ",
+                 WHERE s.spool_id IN (SELECT spool_id FROM copies WHERE id = $1 \
+                                      UNION SELECT send_spool_id FROM copies WHERE id = $2) \
+                 AND s.node = $3 AND ",
                 finished!(),
                 " ORDER BY s.spool_id"
             ))
             .bind(id)
             .bind(id)
+            .bind(&self.node)
             .fetch_all(&mut *tx)
             .await?;
             for s in ids {
@@ -128,5 +142,34 @@ fn entry(actor: &Actor, id: &str, detail: String, now_ms: i64) -> AuditEntry {
         action: "purge".into(),
         target: Some(id.to_string()),
         detail,
+    }
+}
+
+impl Store {
+    /// The held copies a [`Store::purge`] at `now_ms` by `actor` rejected for age (decided by
+    /// that actor at exactly that time, with [`RETENTION_REASON`]): their senders are told.
+    /// Each copy is rejected once, by one relay's purge, so each is returned once.
+    pub async fn rejected_for_age(
+        &self,
+        actor: &Actor,
+        now_ms: i64,
+    ) -> Result<Vec<HeldRecord>, StoreError> {
+        let mut conn = self.read_conn().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM copies WHERE kind = 'hold' AND status = 'rejected' \
+             AND decided_by = $1 AND decided_ms = $2 AND reason = $3 ORDER BY id",
+        )
+        .bind(&actor.name)
+        .bind(now_ms)
+        .bind(RETENTION_REASON)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = fetch_one(&mut conn, &id).await? {
+                records.push(r);
+            }
+        }
+        Ok(records)
     }
 }

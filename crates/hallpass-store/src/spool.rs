@@ -22,10 +22,14 @@ pub(crate) const FILE_MODE: u32 = 0o600;
 pub(crate) const DIR_MODE: u32 = 0o700;
 
 /// The folder of message files. Cheap to clone; clones share the folder fsyncs.
+///
+/// With a shared store (PostgreSQL), [`Spool::read`] also finds a held message whose file is in
+/// another relay's spool: the store keeps held messages' bytes for that.
 #[derive(Debug, Clone)]
 pub struct Spool {
     dir: PathBuf,
     syncer: Arc<DirSyncer>,
+    shared: Option<sqlx::AnyPool>,
 }
 
 impl Spool {
@@ -42,7 +46,14 @@ impl Spool {
                 state: Mutex::new(SyncState::default()),
                 done: Notify::new(),
             }),
+            shared: None,
         })
+    }
+
+    /// The same spool, reading from the shared store's copies of held messages what is not here.
+    pub(crate) fn with_shared(mut self, pool: sqlx::AnyPool) -> Spool {
+        self.shared = Some(pool);
+        self
     }
 
     /// The folder.
@@ -62,8 +73,26 @@ impl Spool {
         self.syncer.sync().await
     }
 
-    /// Reads `<id>.eml`; `Err(NotFound)` when there is no such file.
+    /// Reads `<id>.eml`; `Err(NotFound)` when there is no such file. With a shared store, a file
+    /// that is not in this spool is read from the store's copy of a held message, if it has one.
     pub async fn read(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        match self.read_local(id).await {
+            Err(StoreError::NotFound) if self.shared.is_some() => {}
+            other => return other,
+        }
+        let Some(pool) = &self.shared else {
+            return Err(StoreError::NotFound);
+        };
+        let bytes: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT bytes FROM spool_bytes WHERE spool_id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+        bytes.ok_or(StoreError::NotFound)
+    }
+
+    /// Reads `<id>.eml` from this spool only.
+    pub(crate) async fn read_local(&self, id: &str) -> Result<Vec<u8>, StoreError> {
         check_id(id)?;
         let path = self.path(id);
         blocking(move || match fs::read(&path) {

@@ -37,11 +37,11 @@ impl Store {
     /// rules by name within a day. A copy held under two rules counts under each.
     pub async fn held_per_day(&self, since_ms: i64) -> Result<Vec<DayRuleCount>, StoreError> {
         let rows = sqlx::query(
-            "SELECT (m.received_ms / ?) * ? AS day_ms, cr.rule AS rule, COUNT(*) AS n \
+            "SELECT (m.received_ms / $1) * $2 AS day_ms, cr.rule AS rule, COUNT(*) AS n \
              FROM copies c \
              JOIN messages m ON m.id = c.message_id \
              JOIN copy_rules cr ON cr.copy_id = c.id \
-             WHERE c.kind = 'hold' AND m.received_ms >= ? \
+             WHERE c.kind = 'hold' AND m.received_ms >= $3 \
              GROUP BY day_ms, cr.rule ORDER BY day_ms, cr.rule",
         )
         .bind(MS_PER_DAY)
@@ -49,15 +49,36 @@ impl Store {
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DayRuleCount {
-                    day_ms: r.try_get("day_ms")?,
-                    rule: r.try_get("rule")?,
-                    held: to_u64(r.try_get("n")?),
-                })
-            })
-            .collect()
+        day_rule_counts(&rows)
+    }
+
+    /// Messages per UTC day and rule that the rule fired on but held for none of their
+    /// recipients, received at or after `since_ms` (in [`DayRuleCount::held`]), oldest day
+    /// first: what rules set to `monitor` would have held (and what `cc_exposure` rewrote).
+    /// Only messages still on record count: delivered mail's records go after
+    /// `[storage] decided_retention_days`.
+    pub async fn let_through_per_day(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<DayRuleCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT (m.received_ms / $1) * $2 AS day_ms, cr.rule AS rule, \
+                    COUNT(DISTINCT m.id) AS n \
+             FROM copies c \
+             JOIN messages m ON m.id = c.message_id \
+             JOIN copy_rules cr ON cr.copy_id = c.id \
+             WHERE c.kind = 'deliver' AND m.received_ms >= $3 \
+             AND NOT EXISTS (SELECT 1 FROM copies h \
+                             JOIN copy_rules hr ON hr.copy_id = h.id \
+                             WHERE h.message_id = m.id AND h.kind = 'hold' AND hr.rule = cr.rule) \
+             GROUP BY day_ms, cr.rule ORDER BY day_ms, cr.rule",
+        )
+        .bind(MS_PER_DAY)
+        .bind(MS_PER_DAY)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        day_rule_counts(&rows)
     }
 
     /// Per detector: held copies with a finding of it and false positives recorded against it,
@@ -85,4 +106,17 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Rows of `day_ms`, `rule`, `n` as counts per day and rule.
+fn day_rule_counts(rows: &[sqlx::any::AnyRow]) -> Result<Vec<DayRuleCount>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok(DayRuleCount {
+                day_ms: r.try_get("day_ms")?,
+                rule: r.try_get("rule")?,
+                held: to_u64(r.try_get("n")?),
+            })
+        })
+        .collect()
 }

@@ -1,19 +1,17 @@
-//! The store: SQLite in WAL mode under `[storage] path`, beside the spool. Opening, accepting a
-//! message, and the delivery queue.
+//! The store: SQLite in WAL mode under `[storage] path`, beside the spool, or PostgreSQL shared
+//! by several relays (`[storage] url`). Opening, accepting a message, and the delivery queue.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
+use crate::db::{Backend, Sql};
 use crate::error::StoreError;
+use crate::group::{Waiting, Work};
 use crate::spool::{FILE_MODE, Spool, check_id, make_private_dir};
 use crate::types::{Batch, CopyKind, NewMessage, Outcome, QueueStats};
 
@@ -22,17 +20,54 @@ pub const DB_FILE: &str = "hallpass.db";
 /// Name of the spool folder inside the storage folder.
 pub const SPOOL_DIR: &str = "spool";
 
-/// How long a statement waits for another connection or process to finish writing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// SQLite writes one at a time; a few connections let reads go on beside a write.
-const MAX_CONNECTIONS: u32 = 4;
-
-/// The relay's durable state for one node: queue, quarantine, audit trail, users and counters in
-/// SQLite, and the spool of message files. Cheap to clone (clones share the pool and the spool).
+/// The relay's durable state: queue, quarantine, audit trail, users and counters in SQLite (one
+/// node) or PostgreSQL (shared by several relays), and this node's spool of message files. Cheap
+/// to clone (clones share the pool and the spool).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
-    spool: Spool,
+    pub(crate) pool: AnyPool,
+    pub(crate) spool: Spool,
+    pub(crate) backend: Backend,
+    /// This relay's node id in `spool_files.node` ('' on SQLite, where there is one node).
+    pub(crate) node: String,
+    /// This process's writers take turns here before they ask SQLite for its write lock: a
+    /// writer that finds the database locked sleeps in SQLite's busy handler (1, 2, 5, 10 … ms)
+    /// instead of waking when the lock frees, which under load costs more than the writes.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Writes waiting for the next group commit (`group.rs`).
+    waiting: Arc<std::sync::Mutex<Vec<Waiting>>>,
+    /// On a shared store, the connection holding this relay's node lock ([`Store::claim_node`]).
+    node_lock: Arc<tokio::sync::Mutex<Option<sqlx::AnyConnection>>>,
+}
+
+/// A write transaction holding this process's write turn; derefs to the connection.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Any>,
+    /// None on PostgreSQL, whose writers do not queue behind one another.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -43,21 +78,78 @@ impl Store {
         make_private_dir(dir)?;
         let db = dir.join(DB_FILE);
         create_private_file(&db)?;
-        let options = SqliteConnectOptions::new()
-            .filename(&db)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let pool = crate::db::connect_sqlite(&db).await?;
         let spool = Spool::open(&dir.join(SPOOL_DIR))?;
-        Ok(Store { pool, spool })
+        Ok(Store {
+            pool,
+            spool,
+            backend: Backend::Sqlite,
+            node: String::new(),
+            write_turn: Arc::default(),
+            waiting: Arc::default(),
+            node_lock: Arc::default(),
+        })
+    }
+
+    /// Opens the shared store at `url` (`postgres://…`), bringing its schema up to date, and this
+    /// relay's spool at `<dir>/spool` (creating `<dir>`, 0700). `node` names this relay's spool
+    /// in the shared store: the relay delivers the copies whose files are in its spool, and any
+    /// held copy (whose bytes the store keeps) once it is released. It must stay the same across
+    /// restarts and differ between relays.
+    pub async fn open_shared(dir: &Path, url: &str, node: &str) -> Result<Store, StoreError> {
+        if node.is_empty() {
+            return Err(StoreError::Settings("[storage] node is empty".into()));
+        }
+        make_private_dir(dir)?;
+        let pool = crate::db::connect_postgres(url).await?;
+        let spool = Spool::open(&dir.join(SPOOL_DIR))?.with_shared(pool.clone());
+        Ok(Store {
+            pool,
+            spool,
+            backend: Backend::Postgres,
+            node: node.to_string(),
+            write_turn: Arc::default(),
+            waiting: Arc::default(),
+            node_lock: Arc::default(),
+        })
+    }
+
+    /// Makes sure no other relay runs as this node: on a shared store, takes a PostgreSQL
+    /// session lock named after the node and keeps it for as long as the process lives (the
+    /// database frees it when the connection goes, also after `kill -9`). Two relays with one
+    /// node name would requeue each other's deliveries in flight and send them twice. `serve`
+    /// calls this; the terminal commands beside it do not. Nothing to do on SQLite.
+    pub async fn claim_node(&self) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut held = self.node_lock.lock().await;
+        if held.is_some() {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(format!("hallpass node {}", self.node))
+            .fetch_one(&mut conn)
+            .await?;
+        if !got {
+            return Err(StoreError::Settings(format!(
+                "another relay is running as node {:?} on this store; give each relay its own [storage] node",
+                self.node
+            )));
+        }
+        *held = Some(conn);
+        Ok(())
+    }
+
+    /// Which database this store is on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// This relay's node id in a shared store ('' on SQLite).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The spool at `<dir>/spool`.
@@ -71,14 +163,32 @@ impl Store {
     }
 
     /// A write transaction that takes SQLite's write lock at once, so it never fails half-way
-    /// because another writer got there first (it waits up to the busy timeout instead).
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// because another writer got there first (it waits up to the busy timeout instead). Writers
+    /// of this process take turns first (see `write_turn`); other processes, such as `hallpass
+    /// held release` beside `hallpass serve`, meet them at SQLite's lock.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        if self.backend == Backend::Postgres {
+            let tx = self.pool.begin_with(self.backend.begin_write()).await?;
+            return Ok(WriteTx { tx, _turn: None });
+        }
+        let turn = self.write_turn.clone().lock_owned().await;
+        let tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        Ok(WriteTx {
+            tx,
+            _turn: Some(turn),
+        })
     }
 
     /// Records an accepted message, its spool files, copies, recipients, rules and findings in
     /// ONE transaction. Deliver, bounce and notice copies are queued (due at `received_ms`);
     /// hold copies wait in the quarantine.
+    ///
+    /// Group commit: messages accepted at the same moment by concurrent sessions share one
+    /// transaction (one fsync). Whoever gets the write turn writes everything waiting; if that
+    /// transaction fails, each message is written on its own so that one bad record cannot
+    /// refuse the others. This returns only once the message's own record is committed (or has
+    /// failed); if the call is dropped first, the record may still be committed, as a record
+    /// whose client never heard 250 (it sends again; see DESIGN.md).
     pub async fn accept(&self, m: &NewMessage) -> Result<(), StoreError> {
         for id in m
             .spool_ids
@@ -87,93 +197,31 @@ impl Store {
         {
             check_id(id)?;
         }
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO messages (id, received_ms, sender, message_id, size) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&m.id)
-        .bind(m.received_ms)
-        .bind(&m.sender)
-        .bind(&m.message_id)
-        .bind(to_i64(m.size))
-        .execute(&mut *tx)
-        .await?;
-        let spool_ids: BTreeSet<&String> = m
-            .spool_ids
-            .iter()
-            .chain(m.copies.iter().map(|c| &c.spool_id))
-            .collect();
-        for spool_id in spool_ids {
-            sqlx::query(
-                "INSERT INTO spool_files (spool_id, message_id) VALUES (?, ?) \
-                 ON CONFLICT (spool_id) DO NOTHING",
-            )
-            .bind(spool_id)
-            .bind(&m.id)
-            .execute(&mut *tx)
-            .await?;
+        if self.backend == Backend::Postgres {
+            return self.accept_shared(m).await;
         }
-        for c in &m.copies {
-            let held = c.kind == CopyKind::Hold;
-            sqlx::query(
-                "INSERT INTO copies (id, message_id, kind, spool_id, status, queued_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&c.id)
-            .bind(&m.id)
-            .bind(c.kind.as_str())
-            .bind(&c.spool_id)
-            .bind(held.then_some("held"))
-            .bind((!held).then_some(m.received_ms))
-            .execute(&mut *tx)
-            .await?;
-            for (ord, rcpt) in c.recipients.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO recipients (copy_id, ord, address, state, next_attempt_ms, updated_ms) \
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&c.id)
-                .bind(to_i64(ord))
-                .bind(rcpt)
-                .bind(if held { "held" } else { "queued" })
-                .bind((!held).then_some(m.received_ms))
-                .bind(m.received_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for rule in &c.rules {
-                sqlx::query(
-                    "INSERT INTO copy_rules (copy_id, rule) VALUES (?, ?) \
-                     ON CONFLICT (copy_id, rule) DO NOTHING",
-                )
-                .bind(&c.id)
-                .bind(rule)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for (ord, f) in c.findings.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO findings (copy_id, ord, detector, location, count, confidence) \
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&c.id)
-                .bind(to_i64(ord))
-                .bind(&f.detector)
-                .bind(&f.location)
-                .bind(i64::from(f.count))
-                .bind(&f.confidence)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        self.group_write(Work::Accept(m.clone())).await.map(drop)
+    }
+
+    /// Accepted messages and delivery results waiting for the next group commit.
+    pub(crate) fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// This process's turn to write (SQLite).
+    pub(crate) fn write_turn(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.write_turn.clone()
     }
 
     /// Claims up to `limit` due copies: recipients in state queued with next_attempt <= now_ms
     /// become `sending` with a lease (owner, lease_until = now+lease_ms) in one UPDATE, so two
-    /// workers (or two relays later) never take the same recipient. Grouped by copy, oldest
-    /// copy first.
+    /// workers (or two relays) never take the same recipient. Grouped by copy, oldest copy
+    /// first. On a shared store, only copies this node can send: its file is in this node's
+    /// spool, or the store keeps its bytes (a held copy, released on any relay).
+    /// On PostgreSQL the UPDATE re-checks `state = 'queued'` on each row it waits for, so a
+    /// relay that loses a race for a recipient simply does not get it.
     pub async fn claim_due(
         &self,
         owner: &str,
@@ -185,21 +233,23 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let claimed = sqlx::query(
+        let claimed = sqlx::query(concat!(
             "UPDATE recipients \
-             SET state = 'sending', lease_owner = ?, lease_until_ms = ?, updated_ms = ? \
-             WHERE state = 'queued' AND next_attempt_ms <= ? AND copy_id IN ( \
-                 SELECT copy_id FROM recipients \
-                 WHERE state = 'queued' AND next_attempt_ms <= ? \
-                 GROUP BY copy_id ORDER BY MIN(next_attempt_ms), copy_id LIMIT ?) \
-             RETURNING id, copy_id, ord, address, attempts",
-        )
+             SET state = 'sending', lease_owner = $1, lease_until_ms = $2, updated_ms = $3 \
+             WHERE state = 'queued' AND next_attempt_ms <= $4 AND copy_id IN ( \
+                 SELECT r.copy_id FROM recipients r \
+                 WHERE r.state = 'queued' AND r.next_attempt_ms <= $5 AND ",
+            claimable!("$7"),
+            " GROUP BY r.copy_id ORDER BY MIN(r.next_attempt_ms), r.copy_id LIMIT $6) \
+             RETURNING id, copy_id, ord, address, attempts"
+        ))
         .bind(owner)
         .bind(now_ms.saturating_add(lease_ms))
         .bind(now_ms)
         .bind(now_ms)
         .bind(now_ms)
         .bind(i64::from(limit))
+        .bind(&self.node)
         .fetch_all(&mut *tx)
         .await?;
         if claimed.is_empty() {
@@ -216,16 +266,13 @@ impl Store {
                 row.try_get("attempts")?,
             ));
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Sql::new(
             "SELECT c.id, COALESCE(c.send_spool_id, c.spool_id) AS spool_id, c.kind, \
              c.queued_ms, m.sender \
-             FROM copies c JOIN messages m ON m.id = c.message_id WHERE c.id IN (",
+             FROM copies c JOIN messages m ON m.id = c.message_id WHERE c.id IN ",
         );
-        let mut list = q.separated(", ");
-        for id in by_copy.keys() {
-            list.push_bind(id.clone());
-        }
-        q.push(") ORDER BY c.queued_ms, c.id");
+        q.bind_list(by_copy.keys().cloned())
+            .push(" ORDER BY c.queued_ms, c.id");
         let copies = q.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
 
@@ -256,56 +303,50 @@ impl Store {
         if results.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
-        for (id, outcome) in results {
-            let (state, reply, next) = match outcome {
-                Outcome::Delivered { reply } => ("delivered", reply, None),
-                Outcome::Deferred {
-                    reply,
-                    next_attempt_ms,
-                } => ("queued", reply, Some(*next_attempt_ms)),
-                Outcome::Failed { reply } => ("failed", reply, None),
-                Outcome::Expired { reply } => ("expired", reply, None),
-            };
-            sqlx::query(
-                "UPDATE recipients SET state = ?, last_reply = ?, next_attempt_ms = ?, \
-                 attempts = attempts + 1, lease_owner = NULL, lease_until_ms = NULL, updated_ms = ? \
-                 WHERE id = ? AND state IN ('queued', 'sending')",
-            )
-            .bind(state)
-            .bind(reply)
-            .bind(next)
-            .bind(now_ms)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        if self.backend == Backend::Postgres {
+            let mut tx = self.begin_write().await?;
+            record_rows(&mut tx, results, now_ms).await?;
+            tx.commit().await?;
+            return Ok(());
         }
-        tx.commit().await?;
-        Ok(())
+        self.group_write(Work::Record(results.to_vec(), now_ms))
+            .await
+            .map(drop)
     }
 
     /// Recipients left `sending` whose lease expired (a crash mid-send) go back to `queued`,
     /// due at once. Called at start-up and periodically. Returns how many.
     pub async fn requeue_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE recipients SET state = 'queued', lease_owner = NULL, lease_until_ms = NULL, \
-             updated_ms = ? WHERE state = 'sending' AND lease_until_ms <= ?",
+             updated_ms = $1 WHERE state = 'sending' AND lease_until_ms <= $2",
         )
         .bind(now_ms)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
-    /// Earliest next_attempt among queued recipients (for the worker's sleep), if any.
+    /// Earliest next_attempt among queued recipients this node can deliver (for the worker's
+    /// sleep), if any.
     pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_ms) FROM recipients WHERE state = 'queued'",
-        )
+        let next: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT MIN(r.next_attempt_ms) FROM recipients r WHERE r.state = 'queued' AND ",
+            claimable!("$1")
+        ))
+        .bind(&self.node)
         .fetch_one(&self.pool)
         .await?;
         Ok(next)
+    }
+
+    /// Whether the database answers a query (for a health check).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Queue depth (recipients queued or sending) and age of the oldest, and how many copies are
@@ -331,17 +372,18 @@ impl Store {
         })
     }
 
-    /// Spool ids nothing needs any more: no recipient of a copy sent from the file is still
+    /// Spool ids in this node's spool that nothing needs any more: no recipient of a copy sent from the file is still
     /// held, queued or being sent, and no held copy that a DPO may still review (one not purged
     /// by [`Store::purge`]) was accepted with it. The caller deletes the file, then calls
-    /// [`Store::forget_spool`].
+    /// [`Store::forget_spools`].
     pub async fn finished_spool_ids(&self, limit: u32) -> Result<Vec<String>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(concat!(
-            "SELECT s.spool_id FROM spool_files s WHERE ",
+            "SELECT s.spool_id FROM spool_files s WHERE s.node = $2 AND ",
             finished!(),
-            " ORDER BY s.spool_id LIMIT ?"
+            " ORDER BY s.spool_id LIMIT $1"
         ))
         .bind(i64::from(limit))
+        .bind(&self.node)
         .fetch_all(&self.pool)
         .await?;
         Ok(ids)
@@ -354,7 +396,7 @@ impl Store {
         let mut unknown = Vec::new();
         for id in ids {
             let known: Option<String> =
-                sqlx::query_scalar("SELECT spool_id FROM spool_files WHERE spool_id = ?")
+                sqlx::query_scalar("SELECT spool_id FROM spool_files WHERE spool_id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
@@ -365,19 +407,141 @@ impl Store {
         Ok(unknown)
     }
 
-    /// Forgets a spool file the caller has deleted.
-    pub async fn forget_spool(&self, spool_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM spool_files WHERE spool_id = ?")
-            .bind(spool_id)
-            .execute(&self.pool)
-            .await?;
+    /// Forgets spool files the caller has deleted (one transaction).
+    pub async fn forget_spools(&self, spool_ids: &[String]) -> Result<(), StoreError> {
+        if spool_ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for id in spool_ids {
+            sqlx::query("DELETE FROM spool_files WHERE spool_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// A connection for a group of reads.
-    pub(crate) async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<Sqlite>, StoreError> {
+    pub(crate) async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
         Ok(self.pool.acquire().await?)
     }
+}
+
+/// The per-recipient results of delivery attempts (see [`Store::record`]).
+pub(crate) async fn record_rows(
+    tx: &mut Conn,
+    results: &[(i64, Outcome)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for (id, outcome) in results {
+        let (state, reply, next) = match outcome {
+            Outcome::Delivered { reply } => ("delivered", reply, None),
+            Outcome::Deferred {
+                reply,
+                next_attempt_ms,
+            } => ("queued", reply, Some(*next_attempt_ms)),
+            Outcome::Failed { reply } => ("failed", reply, None),
+            Outcome::Expired { reply } => ("expired", reply, None),
+        };
+        sqlx::query(
+                "UPDATE recipients SET state = $1, last_reply = $2, next_attempt_ms = $3, \
+                 attempts = attempts + 1, lease_owner = NULL, lease_until_ms = NULL, updated_ms = $4 \
+                 WHERE id = $5 AND state IN ('queued', 'sending')",
+            )
+            .bind(state)
+            .bind(reply)
+            .bind(next)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The rows of one accepted message (see [`Store::accept`]).
+pub(crate) async fn insert_message(tx: &mut Conn, m: &NewMessage) -> Result<(), StoreError> {
+    sqlx::query(
+            "INSERT INTO messages (id, received_ms, sender, message_id, size) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&m.id)
+        .bind(m.received_ms)
+        .bind(&m.sender)
+        .bind(&m.message_id)
+        .bind(to_i64(m.size))
+        .execute(&mut *tx)
+        .await?;
+    let spool_ids: BTreeSet<&String> = m
+        .spool_ids
+        .iter()
+        .chain(m.copies.iter().map(|c| &c.spool_id))
+        .collect();
+    for spool_id in spool_ids {
+        sqlx::query(
+            "INSERT INTO spool_files (spool_id, message_id) VALUES ($1, $2) \
+                 ON CONFLICT (spool_id) DO NOTHING",
+        )
+        .bind(spool_id)
+        .bind(&m.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for c in &m.copies {
+        let held = c.kind == CopyKind::Hold;
+        sqlx::query(
+            "INSERT INTO copies (id, message_id, kind, spool_id, status, queued_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.id)
+        .bind(&m.id)
+        .bind(c.kind.as_str())
+        .bind(&c.spool_id)
+        .bind(held.then_some("held"))
+        .bind((!held).then_some(m.received_ms))
+        .execute(&mut *tx)
+        .await?;
+        for (ord, rcpt) in c.recipients.iter().enumerate() {
+            sqlx::query(
+                    "INSERT INTO recipients (copy_id, ord, address, state, next_attempt_ms, updated_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&c.id)
+                .bind(to_i64(ord))
+                .bind(rcpt)
+                .bind(if held { "held" } else { "queued" })
+                .bind((!held).then_some(m.received_ms))
+                .bind(m.received_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for rule in &c.rules {
+            sqlx::query(
+                "INSERT INTO copy_rules (copy_id, rule) VALUES ($1, $2) \
+                     ON CONFLICT (copy_id, rule) DO NOTHING",
+            )
+            .bind(&c.id)
+            .bind(rule)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (ord, f) in c.findings.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO findings (copy_id, ord, detector, location, count, confidence) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&c.id)
+            .bind(to_i64(ord))
+            .bind(&f.detector)
+            .bind(&f.location)
+            .bind(i64::from(f.count))
+            .bind(&f.confidence)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates the database file 0600 before SQLite does (SQLite gives its `-wal` and `-shm` files
@@ -433,5 +597,24 @@ macro_rules! finished {
 }
 pub(crate) use finished;
 
+/// The condition on `recipients r` under which this node can send the recipient's copy: `$N`
+/// is the node ('' on SQLite: one node, every copy). The copy's file is in this node's spool,
+/// or the store keeps its bytes.
+macro_rules! claimable {
+    ($node:literal) => {
+        concat!(
+            "(",
+            $node,
+            " = '' OR EXISTS ( \
+                 SELECT 1 FROM copies cc \
+                 JOIN spool_files sf ON sf.spool_id = COALESCE(cc.send_spool_id, cc.spool_id) \
+                 WHERE cc.id = r.copy_id AND (sf.node = ",
+            $node,
+            " OR EXISTS (SELECT 1 FROM spool_bytes sb WHERE sb.spool_id = sf.spool_id))))"
+        )
+    };
+}
+pub(crate) use claimable;
+
 /// So that helpers can take either a transaction or a pooled connection.
-pub(crate) type Conn = SqliteConnection;
+pub(crate) type Conn = AnyConnection;

@@ -316,9 +316,11 @@ pub enum Role {
     Admin,
     /// A relay account for SMTP AUTH.
     Relay,
+    /// A Prometheus scraper: its token reads `/metrics` and nothing else.
+    Metrics,
 }
 
-string_enum!(Role, "role", { Dpo => "dpo", Admin => "admin", Relay => "relay" });
+string_enum!(Role, "role", { Dpo => "dpo", Admin => "admin", Relay => "relay", Metrics => "metrics" });
 
 /// A console or relay account (never its password or token).
 #[derive(Debug, Clone, PartialEq, Eq)]

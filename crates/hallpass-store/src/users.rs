@@ -13,6 +13,14 @@ use crate::store::Store;
 use crate::time::now_ms;
 use crate::types::{Actor, AuditEntry, Role, User};
 
+/// The columns of a [`User`]; `disabled` as 0 or 1, the one type both databases' `Any` rows
+/// carry (SQLite's `BOOLEAN` is not one of them).
+macro_rules! user_columns {
+    () => {
+        "name, role, CAST(CASE WHEN disabled THEN 1 ELSE 0 END AS BIGINT) AS disabled, created_ms"
+    };
+}
+
 /// Prefix of API tokens, so a leaked one is recognisable in a secret scanner.
 const TOKEN_PREFIX: &str = "hp_";
 
@@ -23,7 +31,7 @@ impl Store {
         let hash = hash_password(password).await?;
         let done = sqlx::query(
             "INSERT INTO users (name, role, password_hash, disabled, created_ms) \
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(name)
         .bind(role.as_str())
@@ -42,7 +50,7 @@ impl Store {
     /// Sets a new password; `Err(NoSuchUser)` for an unknown name.
     pub async fn user_set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
         let hash = hash_password(password).await?;
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
             .bind(hash)
             .bind(name)
             .execute(&self.pool)
@@ -52,7 +60,7 @@ impl Store {
 
     /// Removes a user (and so their token); `Err(NoSuchUser)` for an unknown name.
     pub async fn user_remove(&self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE name = ?")
+        let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await?;
@@ -61,7 +69,7 @@ impl Store {
 
     /// Disables or re-enables a user; `Err(NoSuchUser)` for an unknown name.
     pub async fn user_set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET disabled = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
             .bind(disabled)
             .bind(name)
             .execute(&self.pool)
@@ -71,9 +79,13 @@ impl Store {
 
     /// All users, by name.
     pub async fn user_list(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query("SELECT name, role, disabled, created_ms FROM users ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -92,7 +104,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "INSERT INTO users (name, role, password_hash, disabled, created_ms) \
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(name)
         .bind(role.as_str())
@@ -125,7 +137,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("UPDATE users SET disabled = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
             .bind(disabled)
             .bind(name)
             .execute(&mut *tx)
@@ -152,7 +164,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let hash = hash_password(password).await?;
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
             .bind(hash)
             .bind(name)
             .execute(&mut *tx)
@@ -172,9 +184,11 @@ impl Store {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT name, role, disabled, created_ms, password_hash FROM users WHERE name = ?",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", password_hash FROM users WHERE name = $1"
+        ))
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
@@ -205,7 +219,7 @@ impl Store {
         getrandom::fill(&mut secret)
             .map_err(|e| StoreError::Crypto(format!("system random source: {e}")))?;
         let token = format!("{TOKEN_PREFIX}{}", hex(&secret));
-        let done = sqlx::query("UPDATE users SET token_hash = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE users SET token_hash = $1 WHERE name = $2")
             .bind(token_hash(&token))
             .bind(name)
             .execute(&self.pool)
@@ -216,11 +230,14 @@ impl Store {
 
     /// The user a token belongs to, unless unknown or disabled.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let row =
-            sqlx::query("SELECT name, role, disabled, created_ms FROM users WHERE token_hash = ?")
-                .bind(token_hash(token))
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE token_hash = $1"
+        ))
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
         let user = row.as_ref().map(user_from_row).transpose()?;
         Ok(user.filter(|u| !u.disabled))
     }
@@ -254,12 +271,12 @@ fn check_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, StoreError> {
     let role: String = row.try_get("role")?;
     Ok(User {
         name: row.try_get("name")?,
         role: role.parse().map_err(crate::store::corrupt)?,
-        disabled: row.try_get("disabled")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_ms: row.try_get("created_ms")?,
     })
 }

@@ -1,15 +1,15 @@
 //! The store: accepting, the delivery queue, the quarantine, the audit trail, users, counters.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{TempDir, copy, finding, held_copy, message};
+use common::{AcceptSpooled, Db, TempDir, copy, finding, held_copy, message};
 use hallpass_store::{
     Actor, AuditEntry, AuditFilter, CopyKind, Counters, HeldFilter, HeldStatus, Outcome, Role,
     Store, StoreError, new_id,
 };
-use sqlx::Connection;
 
 const T0: i64 = 1_795_425_242_000; // 2026-11-23T09:14:02Z
 const LEASE: i64 = 60_000;
@@ -19,11 +19,6 @@ fn dpo(name: &str) -> Actor {
         name: name.into(),
         address: Some("127.0.0.1".into()),
     }
-}
-
-async fn raw(tmp: &TempDir) -> sqlx::SqliteConnection {
-    let url = format!("sqlite://{}", tmp.path().join("hallpass.db").display());
-    sqlx::SqliteConnection::connect(&url).await.unwrap()
 }
 
 #[tokio::test]
@@ -46,10 +41,8 @@ async fn open_creates_private_files_and_reopens() {
     assert_eq!(again.user_list().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn claim_returns_the_deliver_copy_not_the_held_one_and_leases_it() {
-    let tmp = TempDir::new("claim");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn claim_returns_the_deliver_copy_not_the_held_one_and_leases_it(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     let deliver = copy(
         CopyKind::Deliver,
@@ -64,7 +57,7 @@ async fn claim_returns_the_deliver_copy_not_the_held_one_and_leases_it() {
     );
     let (deliver_id, held_id) = (deliver.id.clone(), held.id.clone());
     let m = message("teacher@lumen.sch.uk", T0, vec![deliver, held]);
-    store.accept(&m).await.unwrap();
+    store.accept_spooled(&m).await.unwrap();
 
     let batches = store.claim_due("worker-1", T0, LEASE, 10).await.unwrap();
     assert_eq!(batches.len(), 1);
@@ -100,13 +93,11 @@ async fn claim_returns_the_deliver_copy_not_the_held_one_and_leases_it() {
     assert_eq!(stats.held, 1);
 }
 
-#[tokio::test]
-async fn nothing_is_due_before_its_time() {
-    let tmp = TempDir::new("future");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn nothing_is_due_before_its_time(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     store
-        .accept(&message(
+        .accept_spooled(&message(
             "a@lumen.sch.uk",
             T0,
             vec![copy(CopyKind::Deliver, &spool, &["b@example.com"])],
@@ -130,10 +121,8 @@ async fn nothing_is_due_before_its_time() {
     );
 }
 
-#[tokio::test]
-async fn deferred_recipients_wait_for_their_next_attempt() {
-    let tmp = TempDir::new("defer");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn deferred_recipients_wait_for_their_next_attempt(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     let c = copy(
         CopyKind::Deliver,
@@ -142,7 +131,7 @@ async fn deferred_recipients_wait_for_their_next_attempt() {
     );
     let copy_id = c.id.clone();
     store
-        .accept(&message("a@lumen.sch.uk", T0, vec![c]))
+        .accept_spooled(&message("a@lumen.sch.uk", T0, vec![c]))
         .await
         .unwrap();
     let b = store.claim_due("w", T0, LEASE, 10).await.unwrap().remove(0);
@@ -187,8 +176,8 @@ async fn deferred_recipients_wait_for_their_next_attempt() {
     );
 
     // The last reply is kept.
-    let mut conn = raw(&tmp).await;
-    let reply: String = sqlx::query_scalar("SELECT last_reply FROM recipients WHERE id = ?")
+    let mut conn = db.raw().await;
+    let reply: String = sqlx::query_scalar("SELECT last_reply FROM recipients WHERE id = $1")
         .bind(y)
         .fetch_one(&mut conn)
         .await
@@ -196,13 +185,11 @@ async fn deferred_recipients_wait_for_their_next_attempt() {
     assert_eq!(reply, "250 2.0.0 ok");
 }
 
-#[tokio::test]
-async fn final_outcomes_are_final_and_recording_twice_changes_nothing() {
-    let tmp = TempDir::new("final");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn final_outcomes_are_final_and_recording_twice_changes_nothing(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     store
-        .accept(&message(
+        .accept_spooled(&message(
             "a@lumen.sch.uk",
             T0,
             vec![copy(
@@ -261,7 +248,7 @@ async fn final_outcomes_are_final_and_recording_twice_changes_nothing() {
     );
     assert_eq!(store.next_due().await.unwrap(), None);
     assert_eq!(store.queue_stats(T0 + 10).await.unwrap().queued, 0);
-    let mut conn = raw(&tmp).await;
+    let mut conn = db.raw().await;
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, attempts FROM recipients ORDER BY ord")
             .fetch_all(&mut conn)
@@ -277,13 +264,11 @@ async fn final_outcomes_are_final_and_recording_twice_changes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_crash_mid_send_is_resumed_after_the_lease() {
-    let tmp = TempDir::new("requeue");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn a_crash_mid_send_is_resumed_after_the_lease(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     store
-        .accept(&message(
+        .accept_spooled(&message(
             "a@lumen.sch.uk",
             T0,
             vec![copy(CopyKind::Deliver, &spool, &["p@example.com"])],
@@ -301,7 +286,7 @@ async fn a_crash_mid_send_is_resumed_after_the_lease() {
     drop(store);
 
     // A restart: the lease has not run out yet, so nothing moves.
-    let store = Store::open(tmp.path()).await.unwrap();
+    let store = db.open().await;
     assert_eq!(store.requeue_expired(T0 + 999).await.unwrap(), 0);
     assert!(
         store
@@ -316,10 +301,8 @@ async fn a_crash_mid_send_is_resumed_after_the_lease() {
     assert_eq!(b[0].recipients[0].1, "p@example.com");
 }
 
-#[tokio::test]
-async fn claims_are_limited_by_copies_and_oldest_first() {
-    let tmp = TempDir::new("limit");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn claims_are_limited_by_copies_and_oldest_first(db: Db) {
+    let store = db.open().await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let c = copy(
@@ -329,7 +312,7 @@ async fn claims_are_limited_by_copies_and_oldest_first() {
         );
         ids.push(c.id.clone());
         store
-            .accept(&message("s@lumen.sch.uk", T0 + i, vec![c]))
+            .accept_spooled(&message("s@lumen.sch.uk", T0 + i, vec![c]))
             .await
             .unwrap();
     }
@@ -341,10 +324,8 @@ async fn claims_are_limited_by_copies_and_oldest_first() {
     assert_eq!(rest.len(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_workers_never_share_a_recipient() {
-    let tmp = TempDir::new("workers");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn concurrent_workers_never_share_a_recipient(db: Db) {
+    let store = db.open().await;
     for _ in 0..40 {
         let c = copy(
             CopyKind::Deliver,
@@ -352,7 +333,7 @@ async fn concurrent_workers_never_share_a_recipient() {
             &["a@example.com", "b@example.com"],
         );
         store
-            .accept(&message("s@lumen.sch.uk", T0, vec![c]))
+            .accept_spooled(&message("s@lumen.sch.uk", T0, vec![c]))
             .await
             .unwrap();
     }
@@ -387,10 +368,8 @@ async fn concurrent_workers_never_share_a_recipient() {
     assert_eq!(all.len(), 80, "a recipient was claimed twice");
 }
 
-#[tokio::test]
-async fn accept_is_one_transaction() {
-    let tmp = TempDir::new("atomic");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn accept_is_one_transaction(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     let c = copy(CopyKind::Deliver, &spool, &["a@example.com"]);
     let mut dup = c.clone();
@@ -406,7 +385,7 @@ async fn accept_is_one_transaction() {
             .is_empty()
     );
     assert!(store.finished_spool_ids(10).await.unwrap().is_empty());
-    let mut conn = raw(&tmp).await;
+    let mut conn = db.raw().await;
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
         .fetch_one(&mut conn)
         .await
@@ -414,10 +393,8 @@ async fn accept_is_one_transaction() {
     assert_eq!(n, 0);
 }
 
-#[tokio::test]
-async fn spool_files_are_finished_only_when_nothing_needs_them() {
-    let tmp = TempDir::new("finished");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn spool_files_are_finished_only_when_nothing_needs_them(db: Db) {
+    let store = db.open().await;
     // Original bytes shared by a deliver copy and a held copy.
     let original = new_id();
     let deliver = copy(CopyKind::Deliver, &original, &["head@lumen.sch.uk"]);
@@ -429,7 +406,7 @@ async fn spool_files_are_finished_only_when_nothing_needs_them() {
     );
     let held_id = held.id.clone();
     store
-        .accept(&message("teacher@lumen.sch.uk", T0, vec![deliver, held]))
+        .accept_spooled(&message("teacher@lumen.sch.uk", T0, vec![deliver, held]))
         .await
         .unwrap();
     assert!(
@@ -522,19 +499,17 @@ async fn spool_files_are_finished_only_when_nothing_needs_them() {
     assert_eq!(finished, expected);
     assert_eq!(store.finished_spool_ids(1).await.unwrap().len(), 1);
 
-    store.forget_spool(&original).await.unwrap();
+    store.forget_spools(&[original]).await.unwrap();
     assert_eq!(store.finished_spool_ids(10).await.unwrap(), vec![rewritten]);
 }
 
-#[tokio::test]
-async fn a_rejected_copy_keeps_its_file_until_purged() {
-    let tmp = TempDir::new("finished-reject");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn a_rejected_copy_keeps_its_file_until_purged(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     let held = held_copy(&spool, &["parent@example.com"], &["bulk_send"], vec![]);
     let id = held.id.clone();
     store
-        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .accept_spooled(&message("t@lumen.sch.uk", T0, vec![held]))
         .await
         .unwrap();
     assert!(store.finished_spool_ids(10).await.unwrap().is_empty());
@@ -558,11 +533,9 @@ async fn a_rejected_copy_keeps_its_file_until_purged() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_release_clicked_twice_succeeds_once() {
-    let tmp = TempDir::new("release-race");
-    let store = Store::open(tmp.path()).await.unwrap();
-    let other = Store::open(tmp.path()).await.unwrap();
+async fn a_release_clicked_twice_succeeds_once(db: Db) {
+    let store = db.open().await;
+    let other = db.open().await;
     let spool = new_id();
     let held = held_copy(
         &spool,
@@ -572,7 +545,7 @@ async fn a_release_clicked_twice_succeeds_once() {
     );
     let id = held.id.clone();
     store
-        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .accept_spooled(&message("t@lumen.sch.uk", T0, vec![held]))
         .await
         .unwrap();
 
@@ -632,10 +605,8 @@ async fn a_release_clicked_twice_succeeds_once() {
     );
 }
 
-#[tokio::test]
-async fn reject_records_the_reason_and_blocks_a_later_release() {
-    let tmp = TempDir::new("reject");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn reject_records_the_reason_and_blocks_a_later_release(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     let held = held_copy(
         &spool,
@@ -645,7 +616,7 @@ async fn reject_records_the_reason_and_blocks_a_later_release() {
     );
     let id = held.id.clone();
     store
-        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .accept_spooled(&message("t@lumen.sch.uk", T0, vec![held]))
         .await
         .unwrap();
 
@@ -708,10 +679,8 @@ async fn reject_records_the_reason_and_blocks_a_later_release() {
     );
 }
 
-#[tokio::test]
-async fn a_false_positive_is_recorded_per_detector_and_audited() {
-    let tmp = TempDir::new("fp");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn a_false_positive_is_recorded_per_detector_and_audited(db: Db) {
+    let store = db.open().await;
     let spool = new_id();
     let held = held_copy(
         &spool,
@@ -725,7 +694,7 @@ async fn a_false_positive_is_recorded_per_detector_and_audited() {
     );
     let id = held.id.clone();
     store
-        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .accept_spooled(&message("t@lumen.sch.uk", T0, vec![held]))
         .await
         .unwrap();
     let rec = store
@@ -758,10 +727,8 @@ async fn a_false_positive_is_recorded_per_detector_and_audited() {
     assert_eq!(fp[0].detail, "detectors: date_of_birth, uk_nhs_number");
 }
 
-#[tokio::test]
-async fn the_audit_trail_cannot_be_changed() {
-    let tmp = TempDir::new("audit");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn the_audit_trail_cannot_be_changed(db: Db) {
+    let store = db.open().await;
     for (i, action) in ["login", "user-add", "login"].iter().enumerate() {
         store
             .audit(&AuditEntry {
@@ -814,7 +781,7 @@ async fn the_audit_trail_cannot_be_changed() {
         .unwrap();
     assert_eq!(page, vec![all[1].clone()]);
 
-    let mut conn = raw(&tmp).await;
+    let mut conn = db.raw().await;
     let upd = sqlx::query("UPDATE audit SET detail = 'changed'")
         .execute(&mut conn)
         .await;
@@ -827,10 +794,8 @@ async fn the_audit_trail_cannot_be_changed() {
     );
 }
 
-#[tokio::test]
-async fn held_list_filters_and_orders_newest_first() {
-    let tmp = TempDir::new("held-list");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn held_list_filters_and_orders_newest_first(db: Db) {
+    let store = db.open().await;
     let mk = |sender: &str, at: i64, rule: &str, detector: &str| {
         let held = held_copy(
             &new_id(),
@@ -855,7 +820,7 @@ async fn held_list_filters_and_orders_newest_first() {
         "uk_nino",
     );
     for m in [&m1, &m2, &m3] {
-        store.accept(m).await.unwrap();
+        store.accept_spooled(m).await.unwrap();
     }
     let ids = |v: Vec<hallpass_store::HeldRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
 
@@ -952,10 +917,8 @@ async fn held_list_filters_and_orders_newest_first() {
     );
 }
 
-#[tokio::test]
-async fn users_add_verify_disable_token_and_remove() {
-    let tmp = TempDir::new("users");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn users_add_verify_disable_token_and_remove(db: Db) {
+    let store = db.open().await;
     store
         .user_add("dpo@lumen.sch.uk", Role::Dpo, "first password")
         .await
@@ -999,7 +962,7 @@ async fn users_add_verify_disable_token_and_remove() {
     );
 
     // The stored hash is argon2id, never the password.
-    let mut conn = raw(&tmp).await;
+    let mut conn = db.raw().await;
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users")
         .fetch_one(&mut conn)
         .await
@@ -1122,7 +1085,7 @@ async fn users_add_verify_disable_token_and_remove() {
 
 #[test]
 fn roles_and_statuses_parse_and_print() {
-    for r in [Role::Dpo, Role::Admin, Role::Relay] {
+    for r in [Role::Dpo, Role::Admin, Role::Relay, Role::Metrics] {
         assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
     }
     for s in [HeldStatus::Held, HeldStatus::Released, HeldStatus::Rejected] {
@@ -1131,16 +1094,14 @@ fn roles_and_statuses_parse_and_print() {
     let err = "root".parse::<Role>().unwrap_err().to_string();
     assert_eq!(
         err,
-        "unknown role \"root\": expected one of dpo, admin, relay"
+        "unknown role \"root\": expected one of dpo, admin, relay, metrics"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_handles_on_one_folder_both_work() {
+async fn two_handles_on_one_folder_both_work(db: Db) {
     // As `hallpass held list` beside a running `hallpass serve`.
-    let tmp = TempDir::new("two");
-    let serve = Store::open(tmp.path()).await.unwrap();
-    let cli = Store::open(tmp.path()).await.unwrap();
+    let serve = db.open().await;
+    let cli = db.open().await;
     let held = held_copy(
         &new_id(),
         &["parent@example.com"],
@@ -1149,7 +1110,7 @@ async fn two_handles_on_one_folder_both_work() {
     );
     let id = held.id.clone();
     serve
-        .accept(&message("t@lumen.sch.uk", T0, vec![held]))
+        .accept_spooled(&message("t@lumen.sch.uk", T0, vec![held]))
         .await
         .unwrap();
     let listed = cli.held_list(&HeldFilter::default()).await.unwrap();
@@ -1185,7 +1146,7 @@ async fn two_handles_on_one_folder_both_work() {
     {
         tasks.push(tokio::spawn(async move {
             let c = copy(CopyKind::Deliver, &new_id(), &["x@example.com"]);
-            s.accept(&message("s@lumen.sch.uk", T0 + i as i64, vec![c]))
+            s.accept_spooled(&message("s@lumen.sch.uk", T0 + i as i64, vec![c]))
                 .await
         }));
     }
@@ -1195,10 +1156,8 @@ async fn two_handles_on_one_folder_both_work() {
     assert_eq!(cli.queue_stats(T0 + 100).await.unwrap().queued, 21);
 }
 
-#[tokio::test]
-async fn the_sliding_window_counts_recent_recipients_per_sender() {
-    let tmp = TempDir::new("counters");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn the_sliding_window_counts_recent_recipients_per_sender(db: Db) {
+    let store = db.open().await;
     let hour = 3_600_000;
     let s = "teacher@lumen.sch.uk";
     assert_eq!(store.add_and_count(s, 10, T0, hour).await.unwrap(), 10);
@@ -1244,7 +1203,7 @@ async fn the_sliding_window_counts_recent_recipients_per_sender() {
         0
     );
     // Pruned: old events of every sender are gone from the table.
-    let mut conn = raw(&tmp).await;
+    let mut conn = db.raw().await;
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM counter_events")
         .fetch_one(&mut conn)
         .await
@@ -1252,10 +1211,8 @@ async fn the_sliding_window_counts_recent_recipients_per_sender() {
     assert_eq!(left, 0);
 }
 
-#[tokio::test]
-async fn spool_files_without_a_record_are_found_for_removal() {
-    let tmp = TempDir::new("orphans");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn spool_files_without_a_record_are_found_for_removal(db: Db) {
+    let store = db.open().await;
     let spool = store.spool().clone();
     let (recorded, orphan) = (new_id(), new_id());
     spool.write(&recorded, b"kept").await.unwrap();
@@ -1268,7 +1225,7 @@ async fn spool_files_without_a_record_are_found_for_removal() {
         T0,
         vec![copy(CopyKind::Deliver, &recorded, &["head@lumen.sch.uk"])],
     );
-    store.accept(&m).await.unwrap();
+    store.accept_spooled(&m).await.unwrap();
 
     let on_disk = spool
         .ids_older_than(std::time::Duration::ZERO)
@@ -1292,9 +1249,9 @@ async fn spool_files_without_a_record_are_found_for_removal() {
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
-async fn recipient_states(tmp: &TempDir, copy_id: &str) -> Vec<String> {
-    let mut conn = raw(tmp).await;
-    sqlx::query_scalar("SELECT state FROM recipients WHERE copy_id = ? ORDER BY ord")
+async fn recipient_states(db: &Db, copy_id: &str) -> Vec<String> {
+    let mut conn = db.raw().await;
+    sqlx::query_scalar("SELECT state FROM recipients WHERE copy_id = $1 ORDER BY ord")
         .bind(copy_id)
         .fetch_all(&mut conn)
         .await
@@ -1312,16 +1269,14 @@ async fn hold_at(store: &Store, at: i64, detector: &str) -> (String, String) {
     );
     let id = held.id.clone();
     store
-        .accept(&message("teacher@lumen.sch.uk", at, vec![held]))
+        .accept_spooled(&message("teacher@lumen.sch.uk", at, vec![held]))
         .await
         .unwrap();
     (id, spool)
 }
 
-#[tokio::test]
-async fn purge_rejects_old_held_copies_and_lets_old_decided_files_go() {
-    let tmp = TempDir::new("purge");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn purge_rejects_old_held_copies_and_lets_old_decided_files_go(db: Db) {
+    let store = db.open().await;
     let retention = dpo("retention");
 
     // A: held 40 days, sharing its file with a colleague's copy still in the queue.
@@ -1335,7 +1290,7 @@ async fn purge_rejects_old_held_copies_and_lets_old_decided_files_go() {
     let a = a_copy.id.clone();
     let colleague = copy(CopyKind::Deliver, &shared, &["head@lumen.sch.uk"]);
     store
-        .accept(&message(
+        .accept_spooled(&message(
             "teacher@lumen.sch.uk",
             T0 - 40 * DAY,
             vec![colleague, a_copy],
@@ -1377,14 +1332,14 @@ async fn purge_rejects_old_held_copies_and_lets_old_decided_files_go() {
         assert_eq!(h.reason.as_deref(), Some(hallpass_store::RETENTION_REASON));
         assert_eq!(h.decided_by.as_deref(), Some("retention"));
         assert_eq!(h.decided_ms, Some(T0));
-        assert_eq!(recipient_states(&tmp, id).await, ["rejected"]);
+        assert_eq!(recipient_states(&db, id).await, ["rejected"]);
         // The findings stay, for the dashboard.
         assert_eq!(h.findings.len(), 1);
     }
     // A recent held copy and a recent decision are untouched.
     let h = store.held_get(&c).await.unwrap().unwrap();
     assert_eq!(h.status, HeldStatus::Held);
-    assert_eq!(recipient_states(&tmp, &c).await, ["held"]);
+    assert_eq!(recipient_states(&db, &c).await, ["held"]);
     let h = store.held_get(&e).await.unwrap().unwrap();
     assert_eq!(h.reason.as_deref(), Some("wrong school"));
     // D keeps its decision.
@@ -1466,10 +1421,8 @@ async fn purge_rejects_old_held_copies_and_lets_old_decided_files_go() {
 
 // ---------------------------------------------------------------- dashboard figures
 
-#[tokio::test]
-async fn held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_positives() {
-    let tmp = TempDir::new("stats");
-    let store = Store::open(tmp.path()).await.unwrap();
+async fn held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_positives(db: Db) {
+    let store = db.open().await;
     let day0 = T0 - T0.rem_euclid(DAY);
     let hold = |at: i64, rules: &[&str], detectors: &[&str]| {
         let held = held_copy(
@@ -1506,7 +1459,7 @@ async fn held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_posit
         ),
     ] {
         let (id, m) = hold(at, rules, detectors);
-        store.accept(&m).await.unwrap();
+        store.accept_spooled(&m).await.unwrap();
         ids.push(id);
     }
     // A deliver copy with findings is not in the quarantine's figures.
@@ -1516,7 +1469,7 @@ async fn held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_posit
         vec![copy(CopyKind::Deliver, &new_id(), &["head@lumen.sch.uk"])],
     );
     m.copies[0].findings = vec![finding("uk_upn", "body", 1)];
-    store.accept(&m).await.unwrap();
+    store.accept_spooled(&m).await.unwrap();
     let spool = store.held_get(&ids[1]).await.unwrap().unwrap().spool_id;
     store
         .release(&ids[1], &dpo("dpo1"), &spool, true, T0 + 1)
@@ -1543,3 +1496,474 @@ async fn held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_posit
         .collect();
     assert_eq!(got, [("uk_upn", 3, 1), ("iban", 2, 1)]);
 }
+
+both_backends!(
+    claim_returns_the_deliver_copy_not_the_held_one_and_leases_it,
+    nothing_is_due_before_its_time,
+    deferred_recipients_wait_for_their_next_attempt,
+    final_outcomes_are_final_and_recording_twice_changes_nothing,
+    a_crash_mid_send_is_resumed_after_the_lease,
+    claims_are_limited_by_copies_and_oldest_first,
+    concurrent_workers_never_share_a_recipient,
+    accept_is_one_transaction,
+    spool_files_are_finished_only_when_nothing_needs_them,
+    a_rejected_copy_keeps_its_file_until_purged,
+    a_release_clicked_twice_succeeds_once,
+    reject_records_the_reason_and_blocks_a_later_release,
+    a_false_positive_is_recorded_per_detector_and_audited,
+    the_audit_trail_cannot_be_changed,
+    held_list_filters_and_orders_newest_first,
+    users_add_verify_disable_token_and_remove,
+    the_sliding_window_counts_recent_recipients_per_sender,
+    spool_files_without_a_record_are_found_for_removal,
+    purge_rejects_old_held_copies_and_lets_old_decided_files_go,
+    held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_positives,
+    two_handles_on_one_folder_both_work,
+);
+
+async fn counting_at_once_on_two_handles_misses_no_one(db: Db) {
+    // Two relays adding to one sender's window at the same moment: every total is different,
+    // and the last one counts everybody.
+    let (a, b) = (db.open().await, db.open_node("node-b").await);
+    let hour = 3_600_000;
+    let mut tasks = Vec::new();
+    for (i, s) in [a, b].into_iter().cycle().take(24).enumerate() {
+        tasks.push(tokio::spawn(async move {
+            s.add_and_count("bulk@lumen.sch.uk", 1, T0 + i as i64, hour)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut totals = Vec::new();
+    for t in tasks {
+        totals.push(t.await.unwrap());
+    }
+    totals.sort_unstable();
+    assert_eq!(totals, (1..=24).collect::<Vec<u64>>());
+}
+
+both_backends!(counting_at_once_on_two_handles_misses_no_one);
+
+/// Relays A and B on one PostgreSQL store, each with its own spool folder.
+async fn two_relays(name: &str) -> Option<(Db, Store, Store)> {
+    let db = Db::postgres(name).await?;
+    let a = db.open_node("relay-a").await;
+    let b = db.open_node("relay-b").await;
+    Some((db, a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_store_a_held_message_released_on_another_relay_is_sent_from_the_database() {
+    let Some((_db, a, b)) = two_relays("pg-held").await else {
+        return;
+    };
+    // Relay A accepts a message: a copy to deliver (a rewritten file of its own) and a held
+    // copy, each from a file in A's spool.
+    let (spool, rewritten) = (new_id(), new_id());
+    let body = b"Subject: synthetic\r\n\r\nclass list attached\r\n";
+    a.spool().write(&spool, body).await.unwrap();
+    a.spool()
+        .write(&rewritten, b"Subject: synthetic\r\n\r\n")
+        .await
+        .unwrap();
+    let deliver = copy(CopyKind::Deliver, &rewritten, &["head@lumen.sch.uk"]);
+    let held = held_copy(
+        &spool,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![],
+    );
+    let held_id = held.id.clone();
+    a.accept(&message("teacher@lumen.sch.uk", T0, vec![deliver, held]))
+        .await
+        .unwrap();
+    assert_eq!(a.node(), "relay-a");
+
+    // B cannot send A's deliver copy (the file is on A's disk); A can.
+    assert_eq!(b.next_due().await.unwrap(), None);
+    assert!(b.claim_due("b", T0, LEASE, 10).await.unwrap().is_empty());
+    let from_a = a.claim_due("a", T0, LEASE, 10).await.unwrap();
+    assert_eq!(from_a.len(), 1);
+    assert_eq!(from_a[0].recipients[0].1, "head@lumen.sch.uk");
+
+    // B's console shows the held message: its bytes come from the store.
+    assert!(!b.spool().dir().join(format!("{spool}.eml")).exists());
+    assert_eq!(b.spool().read(&spool).await.unwrap(), body);
+
+    // Released on B and on A at the same moment: once.
+    let (dpo_a, dpo_b) = (dpo("dpo-a"), dpo("dpo-b"));
+    let (rb, ra) = tokio::join!(
+        b.release(&held_id, &dpo_b, &spool, false, T0 + 5),
+        a.release(&held_id, &dpo_a, &spool, false, T0 + 5),
+    );
+    assert_eq!(
+        [rb.is_ok(), ra.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one release"
+    );
+
+    // Both relays could send it now (A from its file, B from the store); one claim gets it.
+    let (cb, ca) = tokio::join!(
+        b.claim_due("b", T0 + 5, LEASE, 10),
+        a.claim_due("a", T0 + 5, LEASE, 10),
+    );
+    let claimed: Vec<_> = cb.unwrap().into_iter().chain(ca.unwrap()).collect();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].recipients.len(), 1);
+    assert_eq!(claimed[0].recipients[0].1, "parent@example.com");
+    assert_eq!(b.spool().read(&claimed[0].spool_id).await.unwrap(), body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_store_each_relay_cleans_only_its_own_spool() {
+    let Some((_db, a, b)) = two_relays("pg-clean").await else {
+        return;
+    };
+    let spool = new_id();
+    a.spool()
+        .write(&spool, b"Subject: x\r\n\r\ny\r\n")
+        .await
+        .unwrap();
+    let c = copy(CopyKind::Deliver, &spool, &["b@example.com"]);
+    a.accept(&message("a@lumen.sch.uk", T0, vec![c]))
+        .await
+        .unwrap();
+    let batch = a.claim_due("a", T0, LEASE, 10).await.unwrap().remove(0);
+    let rcpt = batch.recipients[0].0;
+    a.record(
+        &[(
+            rcpt,
+            Outcome::Delivered {
+                reply: "250 ok".into(),
+            },
+        )],
+        T0 + 1,
+    )
+    .await
+    .unwrap();
+    assert!(b.finished_spool_ids(10).await.unwrap().is_empty());
+    assert_eq!(a.finished_spool_ids(10).await.unwrap(), vec![spool.clone()]);
+    // B's orphan sweep does not mistake a file of its own for A's record, nor the reverse.
+    assert!(
+        b.unknown_spool_ids(std::slice::from_ref(&spool))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn shared_store_the_audit_trail_cannot_be_truncated() {
+    let Some(db) = Db::postgres("pg-truncate").await else {
+        return;
+    };
+    let store = db.open().await;
+    store
+        .audit(&AuditEntry {
+            at_ms: T0,
+            actor: dpo("dpo"),
+            action: "login".into(),
+            target: None,
+            detail: "ok".into(),
+        })
+        .await
+        .unwrap();
+    let mut conn = db.raw().await;
+    let err = sqlx::query("TRUNCATE audit").execute(&mut conn).await;
+    assert!(err.unwrap_err().to_string().contains("append-only"));
+    assert_eq!(
+        store
+            .audit_list(&AuditFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_store_a_restarted_relay_resumes_only_its_own_deliveries() {
+    let Some((_db, a, b)) = two_relays("pg-resume").await else {
+        return;
+    };
+    for s in [&a, &b] {
+        let spool = new_id();
+        s.spool()
+            .write(&spool, b"Subject: x\r\n\r\ny\r\n")
+            .await
+            .unwrap();
+        let c = copy(CopyKind::Deliver, &spool, &["p@example.com"]);
+        s.accept(&message("t@lumen.sch.uk", T0, vec![c]))
+            .await
+            .unwrap();
+    }
+    let owner_a = a.lease_owner("host:1");
+    assert_eq!(owner_a, "relay-a/host:1");
+    assert_eq!(a.claim_due(&owner_a, T0, LEASE, 10).await.unwrap().len(), 1);
+    let owner_b = b.lease_owner("host:2");
+    assert_eq!(b.claim_due(&owner_b, T0, LEASE, 10).await.unwrap().len(), 1);
+    // A is killed and restarts: its own delivery comes back at once, B's stays B's.
+    assert_eq!(a.resume_interrupted(T0 + 1).await.unwrap(), 1);
+    assert_eq!(
+        a.claim_due(&owner_a, T0 + 1, LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        b.claim_due(&owner_b, T0 + 1, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn delivered_records_are_forgotten_after_the_period_and_held_ones_stay(db: Db) {
+    let store = db.open().await;
+    let spool = |id: &str| {
+        let store = store.clone();
+        let id = id.to_string();
+        async move { store.spool().write(&id, b"bytes").await.unwrap() }
+    };
+    let (done, mixed, waiting) = (new_id(), new_id(), new_id());
+    for id in [&done, &mixed, &waiting] {
+        spool(id).await;
+    }
+    let mut delivered = copy(CopyKind::Deliver, &done, &["head@lumen.sch.uk"]);
+    delivered.rules = vec!["cc_exposure".into()];
+    delivered.findings = vec![finding("uk_nhs_number", "body", 2)];
+    let held = held_copy(
+        &mixed,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![],
+    );
+    let held_id = held.id.clone();
+    for m in [
+        message("teacher@lumen.sch.uk", T0, vec![delivered]),
+        message(
+            "teacher@lumen.sch.uk",
+            T0,
+            vec![
+                copy(CopyKind::Deliver, &mixed, &["head@lumen.sch.uk"]),
+                held,
+            ],
+        ),
+        message(
+            "teacher@lumen.sch.uk",
+            T0,
+            vec![copy(CopyKind::Deliver, &waiting, &["far@example.org"])],
+        ),
+    ] {
+        store.accept_spooled(&m).await.unwrap();
+    }
+    let batches = store.claim_due("w", T0, LEASE, 10).await.unwrap();
+    assert_eq!(batches.len(), 3);
+    let results: Vec<(i64, Outcome)> = batches
+        .iter()
+        .map(|b| {
+            let row = b.recipients[0].0;
+            if b.spool_id == waiting {
+                (
+                    row,
+                    Outcome::Deferred {
+                        reply: "451".into(),
+                        next_attempt_ms: T0 + 60_000,
+                    },
+                )
+            } else {
+                (
+                    row,
+                    Outcome::Delivered {
+                        reply: "250".into(),
+                    },
+                )
+            }
+        })
+        .collect();
+    store.record(&results, T0 + 1).await.unwrap();
+
+    // Its file is still there: not yet.
+    assert_eq!(store.forget_delivered(T0 + 10, 100).await.unwrap(), 0);
+    let finished = store.finished_spool_ids(10).await.unwrap();
+    assert_eq!(
+        finished,
+        vec![done.clone()],
+        "only the delivered message's file is done"
+    );
+    store.forget_spools(&finished).await.unwrap();
+    // Not older than the period: kept.
+    assert_eq!(store.forget_delivered(T0, 100).await.unwrap(), 0);
+    // Past it: the delivered message goes; the held one and the one still queued stay.
+    assert_eq!(store.forget_delivered(T0 + 10, 100).await.unwrap(), 1);
+    assert_eq!(store.forget_delivered(T0 + 10, 100).await.unwrap(), 0);
+    assert!(store.held_get(&held_id).await.is_ok());
+    let later = store.claim_due("w", T0 + 60_000, LEASE, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].spool_id, waiting);
+}
+
+both_backends!(delivered_records_are_forgotten_after_the_period_and_held_ones_stay);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_store_one_node_name_runs_once() {
+    let Some(db) = Db::postgres("pg-node-lock").await else {
+        return;
+    };
+    let first = db.open_node("relay-a").await;
+    let second = db.open_node("relay-a").await;
+    let other = db.open_node("relay-b").await;
+    first.claim_node().await.unwrap();
+    first.claim_node().await.unwrap(); // again: already ours
+    let err = second.claim_node().await.unwrap_err().to_string();
+    assert!(err.contains("another relay is running as node"), "{err}");
+    other.claim_node().await.unwrap();
+    // The lock goes with the holder's connection: once it is closed, the name is free again.
+    first.close().await;
+    drop(first);
+    let mut freed = false;
+    for _ in 0..100 {
+        if second.claim_node().await.is_ok() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(freed, "the node lock outlived its relay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_store_a_purge_on_any_relay_drops_the_databases_copy_of_the_bytes() {
+    let Some((db, a, b)) = two_relays("pg-purge-bytes").await else {
+        return;
+    };
+    let file = new_id();
+    a.spool().write(&file, b"held bytes").await.unwrap();
+    let held = held_copy(
+        &file,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![],
+    );
+    a.accept_spooled(&message("teacher@lumen.sch.uk", T0, vec![held]))
+        .await
+        .unwrap();
+    let count = || async {
+        let mut conn = db.raw().await;
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM spool_bytes")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 1);
+    // Relay A is gone for good; relay B's retention sweep purges the held message.
+    drop(a);
+    let day = 86_400_000;
+    let retention = dpo("retention");
+    b.purge(T0 + 40 * day, 30 * day, 7 * day, &retention)
+        .await
+        .unwrap();
+    // Rejected for age by this sweep: its sender is told, from the bytes still in the store.
+    let expired = b.rejected_for_age(&retention, T0 + 40 * day).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        b.spool().read(&expired[0].spool_id).await.unwrap(),
+        b"held bytes"
+    );
+    assert!(
+        b.rejected_for_age(&retention, T0 + 41 * day)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The next sweep takes the bytes out of the database.
+    b.purge(T0 + 40 * day + 300_000, 30 * day, 7 * day, &retention)
+        .await
+        .unwrap();
+    assert_eq!(
+        count().await,
+        0,
+        "the personal data left the database with the purge"
+    );
+}
+
+async fn rules_that_let_mail_through_are_counted_per_day(db: Db) {
+    let store = db.open().await;
+    let file = new_id();
+    store.spool().write(&file, b"bytes").await.unwrap();
+    let mut monitored = copy(CopyKind::Deliver, &file, &["parent@example.com"]);
+    monitored.rules = vec!["personal_data_external".into()];
+    let held_file = new_id();
+    store.spool().write(&held_file, b"bytes").await.unwrap();
+    let held = held_copy(
+        &held_file,
+        &["parent@example.com"],
+        &["personal_data_external"],
+        vec![],
+    );
+    for m in [
+        message("teacher@lumen.sch.uk", T0, vec![monitored]),
+        message("teacher@lumen.sch.uk", T0, vec![held]),
+    ] {
+        store.accept_spooled(&m).await.unwrap();
+    }
+    let days = store.let_through_per_day(T0 - 86_400_000).await.unwrap();
+    assert_eq!(days.len(), 1, "{days:?}");
+    assert_eq!(days[0].rule, "personal_data_external");
+    assert_eq!(
+        days[0].held, 1,
+        "the held one is not counted as let through"
+    );
+    assert_eq!(days[0].day_ms, T0 - T0.rem_euclid(86_400_000));
+}
+
+both_backends!(rules_that_let_mail_through_are_counted_per_day);
+
+async fn a_release_that_loses_the_race_leaves_no_rewritten_file_behind(db: Db) {
+    let store = db.open().await;
+    let file = new_id();
+    store.spool().write(&file, b"original").await.unwrap();
+    let held = held_copy(&file, &["parent@example.com"], &["cc_exposure"], vec![]);
+    store
+        .accept_spooled(&message("teacher@lumen.sch.uk", T0, vec![held.clone()]))
+        .await
+        .unwrap();
+    let h = store.held_get(&held.id).await.unwrap().unwrap();
+    let files = || async {
+        let mut names: Vec<String> = std::fs::read_dir(store.spool().dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".eml"))
+            .collect();
+        names.sort();
+        names
+    };
+    let first = store
+        .release_held(&h, &dpo("a"), Some(b"rewritten by a"), false, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(first.status, HeldStatus::Released);
+    assert_eq!(
+        files().await.len(),
+        2,
+        "the original and a's rewritten copy"
+    );
+    let err = store
+        .release_held(&h, &dpo("b"), Some(b"rewritten by b"), false, T0 + 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyDecided { .. }), "{err}");
+    assert_eq!(files().await.len(), 2, "b's rewritten copy was removed");
+    let batch = store
+        .claim_due("w", T0 + 2, LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        store.spool().read(&batch.spool_id).await.unwrap(),
+        b"rewritten by a"
+    );
+}
+
+both_backends!(a_release_that_loses_the_race_leaves_no_rewritten_file_behind);

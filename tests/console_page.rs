@@ -1,0 +1,269 @@
+//! The held message's page end to end: the real `hallpass serve`, messages sent over SMTP with
+//! generated NHS numbers (999 range, valid mod 11) in a plain body, an HTML body and a CSV
+//! attachment, a DPO who logs in and opens each page. No value may appear unmasked anywhere in
+//! the page's source; nothing of the message may run, load or submit; the `.eml` download is the
+//! spooled file, byte for byte, and is in the audit trail.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+
+/// Four generated NHS numbers, as written (`999 123 4567`).
+fn values() -> Vec<String> {
+    let mut rng = hallpass_fixtures::Rng::new(2026);
+    (0..4)
+        .map(|_| hallpass_fixtures::nhs_number(&mut rng))
+        .collect()
+}
+
+/// How a person (or a test) would spot a value: as written, without spaces, with dashes.
+fn forms(v: &str) -> [String; 3] {
+    [v.to_string(), v.replace(' ', ""), v.replace(' ', "-")]
+}
+
+/// What the console shows for a value: all but its last three digits hidden.
+fn masked(v: &str) -> String {
+    let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+    format!("*******{}", &digits[7..])
+}
+
+/// A plain body (value 0) and a CSV attachment (values 2 and 3).
+fn plain_with_csv(v: &[String]) -> Vec<u8> {
+    format!(
+        "From: Teacher <teacher@lumen.sch.uk>\r\n\
+         To: parent@example.com\r\n\
+         Subject: Referral for Sam\r\n\
+         Message-ID: <plain-csv@lumen.sch.uk>\r\n\
+         Date: Mon, 23 Nov 2026 09:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"mixed\"\r\n\
+         \r\n\
+         --mixed\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Dear Mrs Example,\r\n\
+         The referral for Sam gives NHS number {} for the clinic on Tuesday.\r\n\
+         Best wishes, Ann\r\n\
+         --mixed\r\n\
+         Content-Type: text/csv; name=\"pupils.csv\"\r\n\
+         Content-Disposition: attachment; filename=\"pupils.csv\"\r\n\
+         \r\n\
+         Name,NHS number\r\n\
+         Sam Example,{}\r\n\
+         Alex Example,{}\r\n\
+         --mixed--\r\n",
+        v[0], v[2], v[3]
+    )
+    .into_bytes()
+}
+
+/// An HTML-only body (value 1, split by markup) with everything a preview must not carry.
+fn html_only(v: &[String]) -> Vec<u8> {
+    let (head, tail) = v[1].split_at(3);
+    format!(
+        "From: Teacher <teacher@lumen.sch.uk>\r\n\
+         To: parent@example.com\r\n\
+         Subject: Clinic letter\r\n\
+         Message-ID: <html-only@lumen.sch.uk>\r\n\
+         Date: Mon, 23 Nov 2026 09:05:00 +0000\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\
+         \r\n\
+         <html><head><style>p {{ color: red }}</style>\
+         <script>document.location='https://example.com/x'</script></head>\
+         <body><p onmouseover=\"steal()\">The clinic has NHS number <b>{head}</b>{tail} for Sam.</p>\
+         <img src=\"https://example.com/pixel.png\" width=\"1\"><img src=\"http://example.org/logo.gif\">\
+         <form action=\"https://example.com/submit\" method=\"post\"><input name=\"pw\"><button>Send</button></form>\
+         <p>Read <a href=\"https://example.com/more\">the letter</a> online.</p></body></html>\r\n"
+    )
+    .into_bytes()
+}
+
+/// Logs in with the form the login page posts; the session cookie.
+fn login(console: SocketAddr, user: &str, password: &str) -> String {
+    let body = format!("username={user}&password={}", password.replace(' ', "+"));
+    let (status, head, _) = http(
+        console,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &body,
+    );
+    assert!(status == 303 || status == 200, "login: {status}\n{head}");
+    head.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("set-cookie").then(|| v.trim())
+        })
+        .find(|v| v.starts_with("hallpass_session=") && !v.contains("Max-Age=0"))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// The context (masked) shown before `mark` on the page.
+fn context_before<'a>(page: &'a str, mark: &str) -> &'a str {
+    let at = page
+        .find(&format!("<mark>{mark}</mark>"))
+        .unwrap_or_else(|| panic!("{mark} is not on the page"));
+    let start = page[..at]
+        .rfind("<span class=\"context\">")
+        .expect("a context span");
+    &page[start + "<span class=\"context\">".len()..at]
+}
+
+#[test]
+fn a_held_message_page_shows_no_value_unmasked_and_the_eml_download_is_audited() {
+    let dir = temp_dir("console-page");
+    let relay = Relay::start(&dir, "dir:outbox", "");
+    let v = values();
+    let plain = plain_with_csv(&v);
+    let html = html_only(&v);
+    for data in [&plain, &html] {
+        let r = send(
+            relay.addr,
+            "teacher@lumen.sch.uk",
+            &["parent@example.com"],
+            data,
+        );
+        assert_eq!(r.0, 250, "{r:?}");
+    }
+    let held = relay.held();
+    assert_eq!(held.len(), 2, "both held: {held:?}");
+    let id_of = |mid: &str| {
+        held.iter()
+            .find(|h| h["message_id"] == mid)
+            .and_then(|h| h["id"].as_str())
+            .unwrap_or_else(|| panic!("{mid} not held: {held:?}"))
+            .to_string()
+    };
+    let plain_id = id_of("plain-csv@lumen.sch.uk");
+    let html_id = id_of("html-only@lumen.sch.uk");
+
+    relay.add_user("dpo", "dpo", "a long dpo password");
+    let cookie = login(relay.console, "dpo", "a long dpo password");
+    let get = |path: &str| {
+        let (status, head, body) = http(relay.console, "GET", path, &[("Cookie", &cookie)], "");
+        assert_eq!(status, 200, "{path}: {head}\n{body}");
+        (head, body)
+    };
+
+    // The plain body and the CSV attachment.
+    let (_, page) = get(&format!("/held/{plain_id}"));
+    for value in &v {
+        for f in forms(value) {
+            assert!(!page.contains(&f), "a value is on the page unmasked");
+        }
+    }
+    let before = context_before(&page, &masked(&v[0]));
+    assert!(before.contains("NHS number"), "context: {before}");
+    assert!(before.contains("Sam gives"), "context: {before}");
+    for value in &v[2..] {
+        let before = context_before(&page, &masked(value));
+        assert!(before.to_ascii_lowercase().contains("nhs"), "{before}");
+    }
+    assert!(
+        page.contains("<td>pupils.csv</td><td>csv</td>"),
+        "the attachment with its type"
+    );
+    assert!(
+        page.contains("<pre class=\"preview preview-text\">"),
+        "the plain body shown as text"
+    );
+    assert!(page.contains("Dear Mrs Example,"), "the body's text");
+
+    // The HTML body.
+    let (_, page) = get(&format!("/held/{html_id}"));
+    for value in &v {
+        for f in forms(value) {
+            assert!(!page.contains(&f), "a value is on the page unmasked");
+        }
+    }
+    let (head, tail) = v[1].split_at(3);
+    assert!(
+        !page.contains(&format!("<b>{head}</b>{tail}")),
+        "the value split by markup is masked too"
+    );
+    assert!(
+        page.contains("<b>***</b> *** *"),
+        "masked where it sits in the markup"
+    );
+    let before = context_before(&page, &masked(&v[1]));
+    assert!(before.contains("NHS number"), "context: {before}");
+    assert!(page.contains("<div class=\"preview preview-html\">"));
+    for bad in [
+        "<script",
+        "document.location",
+        "<style",
+        "color: red",
+        "onmouseover",
+        "steal()",
+        "<img",
+        "example.com/pixel.png",
+        "example.org/logo.gif",
+        "example.com/submit",
+        "name=\"pw\"",
+        "example.com/more",
+        "example.com/x",
+    ] {
+        assert!(!page.contains(bad), "{bad} from the message is on the page");
+    }
+    assert!(
+        page.contains("the letter"),
+        "a link's text stays, not the link"
+    );
+
+    // The JSON of the same message: masked matches with context, no value.
+    let (_, json) = get(&format!("/api/held/{html_id}"));
+    for value in &v {
+        for f in forms(value) {
+            assert!(!json.contains(&f), "a value in the API's answer");
+        }
+    }
+    let m: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(m["matches"][0]["masked"], masked(&v[1]));
+    assert!(
+        m["matches"][0]["before"]
+            .as_str()
+            .unwrap()
+            .contains("NHS number")
+    );
+
+    // The .eml: the spooled file, byte for byte, as an attachment.
+    let (head, eml) = get(&format!("/held/{plain_id}/eml"));
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("content-type: message/rfc822"), "{head}");
+    assert!(lower.contains("content-disposition: attachment;"), "{head}");
+    let spooled: Vec<Vec<u8>> = std::fs::read_dir(dir.join("data/spool"))
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .filter(|b| b.ends_with(&plain))
+        .collect();
+    assert_eq!(spooled.len(), 1, "one spool file holds the message");
+    assert_eq!(eml.as_bytes(), spooled[0].as_slice());
+
+    // Audited: who, what, which message, from where.
+    let (_, audit) = get("/api/audit?action=download");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["actor"], "dpo");
+    assert_eq!(entries[0]["target"], plain_id.as_str());
+    assert_eq!(entries[0]["address"], "127.0.0.1");
+    let (_, page) = get("/audit?action=download");
+    assert!(
+        page.contains(&format!("href=\"/held/{plain_id}\"")),
+        "{page}"
+    );
+
+    // Without a session: no download.
+    let (status, _, _) = http(
+        relay.console,
+        "GET",
+        &format!("/api/held/{plain_id}/eml"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 401);
+}
