@@ -581,7 +581,13 @@ pub fn serve_sink(
             loop {
                 let mut l = Vec::new();
                 let n = r.by_ref().take(1 << 20).read_until(b'\n', &mut l)?;
-                if n == 0 || l == b".\r\n" {
+                if n == 0 {
+                    // The client went away before the final dot (a relay
+                    // killed mid-transfer): like any SMTP server, keep
+                    // nothing. The relay will send the message again.
+                    return Ok(());
+                }
+                if l == b".\r\n" {
                     break;
                 }
                 let l = if l.starts_with(b"..") {
