@@ -267,3 +267,101 @@ fn a_held_message_page_shows_no_value_unmasked_and_the_eml_download_is_audited()
     );
     assert_eq!(status, 401);
 }
+
+/// A school adds its own detector with a plain `name`: the sender's notice, the held list, the
+/// message page and the dashboard say "staff payroll numbers", and a change to the name reaches
+/// them after a reload, with no restart.
+#[test]
+fn a_school_detector_is_called_by_its_plain_name_in_the_notice_and_the_console() {
+    let dir = temp_dir("detector-name");
+    let detectors = dir.join("detectors");
+    std::fs::create_dir_all(&detectors).unwrap();
+    for f in std::fs::read_dir(root().join("detectors")).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&f, detectors.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let school = |name: &str| {
+        format!(
+            "[[detector]]\nid = \"staff_payroll\"\ndescription = \"Payroll number (PAY- and six digits)\"\nname = \"{name}\"\ncertain_patterns = ['\\bPAY-\\d{{6}}\\b']\nconfidence_with_context = \"high\"\nconfidence_without_context = \"high\"\n"
+        )
+    };
+    std::fs::write(
+        detectors.join("school.toml"),
+        school("staff payroll numbers"),
+    )
+    .unwrap();
+    let relay = Relay::start(
+        &dir,
+        "dir:outbox",
+        &format!("[detectors]\npath = \"{}\"\n", detectors.display()),
+    );
+    let data = message(
+        "parent@example.com",
+        "",
+        "payroll",
+        "Your payroll number is PAY-482913 for the claim.",
+    );
+    let r = send(
+        relay.addr,
+        "teacher@lumen.sch.uk",
+        &["parent@example.com"],
+        &data,
+    );
+    assert_eq!(r.0, 250, "{r:?}");
+    let notice = eventually("the held notice", || {
+        notices(&relay.outbox()).into_iter().next()
+    });
+    let text = String::from_utf8_lossy(&notice.0);
+    assert!(
+        text.contains("- staff payroll numbers (1), in the message"),
+        "{text}"
+    );
+    assert!(!text.contains("482913"), "never the value: {text}");
+    let held = relay.held();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let id = held[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        held[0]["findings"][0]["detector"], "staff_payroll",
+        "the JSON keeps the id"
+    );
+
+    relay.add_user("dpo", "dpo", "a long dpo password");
+    let cookie = login(relay.console, "dpo", "a long dpo password");
+    let get = |path: &str| {
+        let (status, head, body) = http(relay.console, "GET", path, &[("Cookie", &cookie)], "");
+        assert_eq!(status, 200, "{path}: {head}\n{body}");
+        body
+    };
+    let list = get("/held");
+    assert!(
+        list.contains(
+            r#"<span class="tag" title="staff_payroll">staff payroll numbers × 1</span>"#
+        ),
+        "{list}"
+    );
+    let page = get(&format!("/held/{id}"));
+    assert!(
+        page.contains(r#"<td>staff payroll numbers <code class="id">staff_payroll</code></td>"#),
+        "{page}"
+    );
+    assert!(!page.contains("482913"), "never the value");
+    let dashboard = get("/dashboard");
+    assert!(
+        dashboard.contains("staff payroll numbers</a>"),
+        "{dashboard}"
+    );
+
+    // The admin rewords it; the file watch reloads the detectors.
+    std::fs::write(
+        detectors.join("school.toml"),
+        school("payroll numbers of staff"),
+    )
+    .unwrap();
+    eventually("the new name on the message page", || {
+        get(&format!("/held/{id}"))
+            .contains("<td>payroll numbers of staff <code")
+            .then_some(())
+    });
+}

@@ -9,6 +9,8 @@
 //! waits is claimed too, and nothing is sent.
 
 use hallpass_core::Config;
+use hallpass_detect::DetectorSet;
+use hallpass_engine::Engine;
 use hallpass_store::{HeldFilter, HeldRecord, Spool, Store};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::date::Date;
@@ -36,12 +38,13 @@ pub struct Progress {
 /// Sends today's digest if it is due and no one has sent it. Returns true when one was queued
 /// (the caller wakes the delivery worker).
 pub async fn maybe_send(
-    config: &Config,
+    engine: &Engine,
     store: &Store,
     spool: &Spool,
     hostname: &str,
     progress: &mut Progress,
 ) -> bool {
+    let config = engine.config();
     let n = &config.notifications;
     let now = clock::now_ms();
     if n.digest_to.is_empty() || now < progress.retry_after_ms {
@@ -52,7 +55,7 @@ pub async fn maybe_send(
     if progress.done.as_deref() == Some(day.as_str()) || hour < i64::from(n.digest_hour) {
         return false;
     }
-    match send(config, store, spool, hostname, &day, now).await {
+    match send(engine, store, spool, hostname, &day, now).await {
         Ok(sent) => {
             progress.done = Some(day);
             sent
@@ -66,13 +69,14 @@ pub async fn maybe_send(
 }
 
 async fn send(
-    config: &Config,
+    engine: &Engine,
     store: &Store,
     spool: &Spool,
     hostname: &str,
     day: &str,
     now: i64,
 ) -> anyhow::Result<bool> {
+    let config = engine.config();
     let previous = store.state_get(KEY).await?;
     if !store.claim_day(KEY, day).await? {
         tracing::info!(day, "daily digest: already sent today");
@@ -88,7 +92,8 @@ async fn send(
         if held.is_empty() {
             return Ok::<_, anyhow::Error>(None);
         }
-        let bytes = render(config, &held, &console_url(config, hostname), now);
+        let console = console_url(config, hostname);
+        let bytes = render(config, engine.detectors(), &held, &console, now);
         notify::queue(store, spool, config.notifications.digest_to.clone(), &bytes).await?;
         Ok(Some(held.len()))
     }
@@ -136,12 +141,18 @@ pub fn console_url(config: &Config, hostname: &str) -> String {
 }
 
 /// The whole email, from the school's template or the shipped one.
-fn render(config: &Config, held: &[HeldRecord], console: &str, now: i64) -> Vec<u8> {
+fn render(
+    config: &Config,
+    detectors: &DetectorSet,
+    held: &[HeldRecord],
+    console: &str,
+    now: i64,
+) -> Vec<u8> {
     let template = notify::load_template(config, "digest.txt", SHIPPED);
     let mut list: Vec<String> = held
         .iter()
         .take(LISTED)
-        .map(|h| entry(h, console, now))
+        .map(|h| entry(detectors, h, console, now))
         .collect();
     if held.len() > LISTED {
         list.push(format!(
@@ -198,7 +209,7 @@ fn render(config: &Config, held: &[HeldRecord], console: &str, now: i64) -> Vec<
 }
 
 /// One held copy: when, from whom, to how many, why, what kinds of data, and its page.
-fn entry(h: &HeldRecord, console: &str, now: i64) -> String {
+fn entry(detectors: &DetectorSet, h: &HeldRecord, console: &str, now: i64) -> String {
     let when = clock::rfc3339(h.received_ms);
     let days = (now - h.received_ms).div_euclid(86_400_000);
     let age = match days {
@@ -223,7 +234,7 @@ fn entry(h: &HeldRecord, console: &str, now: i64) -> String {
     } else {
         kinds
             .iter()
-            .map(|(d, n)| format!("{} x{n}", notify::kind_name(d)))
+            .map(|(d, n)| format!("{} x{n}", notify::kind_name(detectors, d)))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -318,6 +329,7 @@ mod tests {
         let c = config("");
         let out = shown(render(
             &c,
+            &crate::notify::shipped_detectors(),
             &[held("01NEW", T0), held("01OLD", T0 - 3 * 86_400_000)],
             "https://hallpass.lumen.sch.uk",
             T0 + 3_600_000,
@@ -360,7 +372,13 @@ mod tests {
         let many: Vec<HeldRecord> = (0..LISTED + 5)
             .map(|i| held(&format!("01ID{i}"), T0))
             .collect();
-        let out = shown(render(&c, &many, "http://127.0.0.1:8025", T0));
+        let out = shown(render(
+            &c,
+            &crate::notify::shipped_detectors(),
+            &many,
+            "http://127.0.0.1:8025",
+            T0,
+        ));
         assert!(out.contains("...and 5 more"), "{out}");
         assert_eq!(out.matches("Open: ").count(), LISTED);
     }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use hallpass_core::{Config, RecipientClass};
+use hallpass_detect::DetectorSet;
 use hallpass_engine::Engine;
 use hallpass_store::{CopyKind, FindingRecord, NewCopy, NewMessage, Spool, Store, new_id};
 use mail_builder::MessageBuilder;
@@ -77,7 +78,13 @@ pub async fn send(
     {
         return Ok(false);
     }
-    let bytes = render(config, &kind, about, &load(config, &kind));
+    let bytes = render(
+        config,
+        engine.detectors(),
+        &kind,
+        about,
+        &load(config, &kind),
+    );
     queue(store, spool, vec![about.sender.to_string()], &bytes).await?;
     Ok(true)
 }
@@ -137,7 +144,13 @@ fn load(config: &Config, kind: &Kind) -> String {
 
 /// The whole email: the template's `Subject:` line and body with the
 /// placeholders filled in.
-fn render(config: &Config, kind: &Kind, about: &About<'_>, template: &str) -> Vec<u8> {
+fn render(
+    config: &Config,
+    detectors: &DetectorSet,
+    kind: &Kind,
+    about: &About<'_>,
+    template: &str,
+) -> Vec<u8> {
     let subject = hallpass_console::summary_headers(about.message)
         .into_iter()
         .find(|(k, _)| *k == "Subject")
@@ -152,7 +165,7 @@ fn render(config: &Config, kind: &Kind, about: &About<'_>, template: &str) -> Ve
             .replace("{{recipients}}", &about.recipients.join(", "))
             .replace("{{organisation}}", &config.organisation.name)
             .replace("{{reasons}}", &reasons(about.rules))
-            .replace("{{findings}}", &findings(about.findings))
+            .replace("{{findings}}", &findings(detectors, about.findings))
             .replace("{{reason}}", &reason)
             .replace("{{id}}", about.id)
     };
@@ -227,7 +240,7 @@ fn reasons(rules: &[String]) -> String {
 }
 
 /// The kinds of data found, with counts and places; never a value.
-fn findings(found: &[FindingRecord]) -> String {
+fn findings(detectors: &DetectorSet, found: &[FindingRecord]) -> String {
     let mut by_kind: BTreeMap<&str, (u32, Vec<String>)> = BTreeMap::new();
     for f in found {
         let e = by_kind.entry(f.detector.as_str()).or_default();
@@ -246,30 +259,28 @@ fn findings(found: &[FindingRecord]) -> String {
     }
     by_kind
         .into_iter()
-        .map(|(d, (n, places))| format!("- {} ({n}), in {}", kind_name(d), places.join(", ")))
+        .map(|(d, (n, places))| {
+            format!(
+                "- {} ({n}), in {}",
+                kind_name(detectors, d),
+                places.join(", ")
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// A detector's kind of data in plain words.
-pub fn kind_name(detector: &str) -> &str {
-    match detector {
-        "uk_nhs_number" => "NHS numbers",
-        "uk_upn" => "Unique Pupil Numbers (UPN)",
-        "uk_uln" => "Unique Learner Numbers (ULN)",
-        "uk_nino" => "National Insurance numbers",
-        "uk_passport" => "passport numbers",
-        "uk_driving_licence" => "driving licence numbers",
-        "uk_bank_account" => "bank sort codes with account numbers",
-        "payment_card" => "payment card numbers",
-        "iban" => "bank account numbers (IBAN)",
-        "date_of_birth" => "dates of birth",
-        "special_category" => {
-            "sensitive information (health, SEN, safeguarding, beliefs or similar)"
-        }
-        "credential" => "passwords or access codes",
-        other => other,
-    }
+/// A detector's kind of data in plain words: its `name` in the detector files (a school's
+/// own detector included), or the id of one no longer loaded.
+pub fn kind_name<'a>(detectors: &'a DetectorSet, detector: &'a str) -> &'a str {
+    detectors.name_of(detector).unwrap_or(detector)
+}
+
+/// The shipped detector files, as `serve` loads them (for tests of the wording).
+#[cfg(test)]
+pub fn shipped_detectors() -> DetectorSet {
+    DetectorSet::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors"))
+        .unwrap()
 }
 
 #[cfg(test)]
@@ -306,7 +317,14 @@ mod tests {
             message: msg,
         };
         let (_, shipped) = Kind::Held.template();
-        let out = String::from_utf8(render(&config(), &Kind::Held, &about, shipped)).unwrap();
+        let out = String::from_utf8(render(
+            &config(),
+            &shipped_detectors(),
+            &Kind::Held,
+            &about,
+            shipped,
+        ))
+        .unwrap();
         assert!(out.contains("Auto-Submitted: auto-generated"), "{out}");
         assert!(out.contains("To: <teacher@lumen.sch.uk>"), "{out}");
         assert!(
@@ -336,6 +354,7 @@ mod tests {
         let kind = Kind::Rejected("wrong\r\nBcc: evil@example.com parent".into());
         let out = String::from_utf8(render(
             &config(),
+            &shipped_detectors(),
             &kind,
             &about,
             "Subject: Stopped: {{subject}}\n\nBecause {{reason}}.\n",

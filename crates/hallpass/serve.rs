@@ -231,6 +231,12 @@ pub async fn run(engine: Engine, config_path: std::path::PathBuf) -> anyhow::Res
             )
         },
         inspect: inspect_hook(relay.live.clone()),
+        names: {
+            let live = relay.live.clone();
+            Arc::new(move |id: &str| {
+                crate::notify::kind_name(live.engine().detectors(), id).to_string()
+            })
+        },
         // Always with tls; without, only when a proxy in front terminates TLS.
         secure_cookies: config.console.secure_cookies,
         organisation: config.organisation.name.clone(),
@@ -761,7 +767,7 @@ async fn worker(
             clean_spool(&relay).await;
             let engine = relay.live.engine();
             if crate::digest::maybe_send(
-                engine.config(),
+                &engine,
                 &relay.store,
                 &relay.spool,
                 &relay.hostname,

@@ -78,6 +78,8 @@ pub(crate) struct Legend {
 /// A detector's row.
 pub(crate) struct DetectorRow {
     pub detector: String,
+    /// Its plain name (`NHS numbers`).
+    pub name: String,
     pub href: String,
     pub held: u64,
     pub false_positives: u64,
@@ -247,6 +249,7 @@ pub(crate) async fn page(
             label: day_of(first + i * MS_PER_DAY)[5..].to_string(),
         })
         .collect();
+    let names = &app.console.names;
     let detectors = store
         .detector_stats()
         .await
@@ -258,6 +261,7 @@ pub(crate) async fn page(
                 query_string(&[("status", "all"), ("detector", &d.detector)])
             ),
             rate: rate(d.false_positives, d.held),
+            name: names(&d.detector),
             detector: d.detector,
             held: d.held,
             false_positives: d.false_positives,

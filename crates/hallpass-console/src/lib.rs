@@ -42,6 +42,7 @@
 //!     wake: Arc::new(tokio::sync::Notify::new()),
 //!     decided: Arc::new(|_held, _reason| Box::pin(async {})),
 //!     inspect: Arc::new(|_bytes, _envelope, _texts| hallpass_console::Inspection::default()),
+//!     names: Arc::new(|id: &str| id.to_string()),
 //!     secure_cookies: false,
 //!     organisation: "Lumen Learning Trust".into(),
 //!     trusted_proxies: Vec::new(),
@@ -89,6 +90,10 @@ pub use wire::summary_headers;
 /// `hide_recipients`. `None` when there is nothing to move.
 pub type Rewrite = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
+/// A detector's kind of data in plain words (`uk_nhs_number` → `NHS numbers`), from the
+/// detector files in force: the `name` the pages show beside the id.
+pub type Names = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 /// Told after each release or rejection, so the relay can tell the sender:
 /// the decided copy, and the reason when it was rejected.
 pub type Decided = Arc<
@@ -116,6 +121,8 @@ pub struct ConsoleState {
     /// The engine's look at a held message for its page: matches masked in context,
     /// attachments, and texts to show with every match masked.
     pub inspect: Inspect,
+    /// Detectors' plain names, for the pages (the JSON API keeps the ids).
+    pub names: Names,
     /// Mark the session cookie `Secure` (the console is reached over HTTPS, e.g. behind a proxy).
     pub secure_cookies: bool,
     /// The organisation's name, shown on every page.

@@ -118,7 +118,10 @@ pub(crate) struct HeldRow {
 
 /// A name and a number (a rule's held copies, a detector's hits).
 pub(crate) struct Count {
+    /// The rule or detector id (filters and links use it).
     pub name: String,
+    /// What the page shows: a detector's plain name, a rule's id.
+    pub label: String,
     pub count: u64,
     pub href: String,
     pub selected: bool,
@@ -223,6 +226,7 @@ pub(crate) async fn held_list(
             count: counted.iter().filter(|h| h.rules.contains(&rule)).count() as u64,
             href: held_href(&rule, 1),
             selected: rule == form.rule,
+            label: rule.clone(),
             name: rule,
         })
         .collect();
@@ -242,6 +246,7 @@ pub(crate) async fn held_list(
         .into_iter()
         .map(|(name, count)| Count {
             href: held_href_detector(&name),
+            label: (app.console.names)(&name),
             name,
             count,
             selected: false,
@@ -256,7 +261,10 @@ pub(crate) async fn held_list(
         .collect();
     let t = HeldListPage {
         nav: app.nav(&caller, Section::Held { exact: true }),
-        rows: records.iter().map(held_row).collect(),
+        rows: records
+            .iter()
+            .map(|h| held_row(h, &app.console.names))
+            .collect(),
         prev: (page > 1).then(|| held_href(&form.rule, page - 1)),
         next: more.then(|| held_href(&form.rule, page + 1)),
         page,
@@ -278,7 +286,7 @@ fn held_href_detector(detector: &str) -> String {
     )
 }
 
-fn held_row(h: &HeldRecord) -> HeldRow {
+fn held_row(h: &HeldRecord, names: &crate::Names) -> HeldRow {
     HeldRow {
         href: format!("/held/{}", path_segment(&h.id)),
         when: clock::human(h.received_ms),
@@ -289,19 +297,20 @@ fn held_row(h: &HeldRecord) -> HeldRow {
         },
         rcpt_count: h.rcpt.len(),
         rules: h.rules.join(", "),
-        detectors: detector_totals(h),
+        detectors: detector_totals(h, names),
         status: h.status.as_str(),
     }
 }
 
 /// Hits per detector over all locations, in the order first found.
-fn detector_totals(h: &HeldRecord) -> Vec<Count> {
+fn detector_totals(h: &HeldRecord, names: &crate::Names) -> Vec<Count> {
     let mut out: Vec<Count> = Vec::new();
     for f in &h.findings {
         match out.iter_mut().find(|c| c.name == f.detector) {
             Some(c) => c.count += u64::from(f.count),
             None => out.push(Count {
                 name: f.detector.clone(),
+                label: names(&f.detector),
                 count: u64::from(f.count),
                 href: String::new(),
                 selected: false,
@@ -334,6 +343,14 @@ pub(crate) struct HeldPage {
     /// Matches in context, attachments, the body's preview.
     pub i: Inspected,
     pub eml_href: String,
+    pub names: crate::Names,
+}
+
+impl HeldPage {
+    /// A detector's plain name (`NHS numbers`).
+    fn name_of(&self, detector: &str) -> String {
+        (self.names)(detector)
+    }
 }
 
 /// `GET /held/{id}`: one message, and what can be done with it.
@@ -354,6 +371,7 @@ pub(crate) async fn held_one(
         is_held: h.status == HeldStatus::Held,
         action_base: format!("/api/held/{}", path_segment(&h.id)),
         eml_href: format!("/held/{}/eml", path_segment(&h.id)),
+        names: app.console.names.clone(),
         i,
         m,
     };

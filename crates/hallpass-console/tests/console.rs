@@ -132,6 +132,10 @@ impl Console {
                 Box::pin(async {})
             }),
             // The engine's part is tested in tests/held_page.rs: here texts pass unmasked.
+            names: Arc::new(|id: &str| match id {
+                "uk_upn" => "Unique Pupil Numbers".to_string(),
+                other => other.to_string(),
+            }),
             inspect: Arc::new(|_, _, texts| hallpass_console::Inspection {
                 masked: texts.to_vec(),
                 ..Default::default()
@@ -1589,7 +1593,11 @@ async fn held_page_lists_newest_first_with_counts_filters_and_pages() {
     // Counts per rule; each row's detectors summed over locations.
     assert!(html.contains(r#"personal_data_external</a> <span class="n">51</span>"#));
     assert!(html.contains(r#"bulk_send</a> <span class="n">25</span>"#));
-    assert!(html.contains("uk_upn × 29"));
+    // Shown by their plain names, the id on hover.
+    assert!(
+        html.contains(r#"<span class="tag" title="uk_upn">Unique Pupil Numbers × 29</span>"#),
+        "{html}"
+    );
     assert!(html.contains("date_of_birth × 28"));
 
     let html = body_text(get("/held?page=2").await).await;
@@ -2252,7 +2260,7 @@ async fn dashboard_charts_holds_per_day_and_rule_and_rates_detectors() {
     // Detectors: held copies (any status, any age), false positives and their rate.
     assert_eq!(
         detector_cells(&page, "uk_upn"),
-        ["uk_upn", "3", "1", "33.3%"]
+        ["Unique Pupil Numbers uk_upn", "3", "1", "33.3%"]
     );
     assert_eq!(
         detector_cells(&page, "date_of_birth"),

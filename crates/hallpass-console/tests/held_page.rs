@@ -119,6 +119,10 @@ async fn page_with(name: &str, inspect: impl FnOnce(Given) -> Inspect) -> Page {
         wake: Arc::new(tokio::sync::Notify::new()),
         decided: Arc::new(|_, _| Box::pin(async {})),
         inspect: inspect(given.clone()),
+        names: Arc::new(|id: &str| match id {
+            "uk_nhs_number" => "NHS numbers".to_string(),
+            other => other.to_string(),
+        }),
         secure_cookies: false,
         organisation: "Lumen Learning Trust".into(),
         trusted_proxies: Vec::new(),
@@ -258,7 +262,10 @@ async fn matches_show_masked_in_their_context() {
         "{html}"
     );
     // The stored findings are still listed.
-    assert!(html.contains("<td>uk_nhs_number</td>"), "{html}");
+    assert!(
+        html.contains(r#"<td>NHS numbers <code class="id">uk_nhs_number</code></td>"#),
+        "{html}"
+    );
 
     let r = p.get_as_dpo(&format!("/api/held/{id}")).await;
     let v: Value = serde_json::from_str(&body_text(r).await).unwrap();
@@ -399,7 +406,10 @@ async fn a_failed_inspection_still_shows_the_page_and_nothing_unmasked() {
     let html = p.text(&format!("/held/{id}")).await;
     assert_no_value(&html);
     assert!(html.contains("could not be scanned again"), "{html}");
-    assert!(html.contains("<td>uk_nhs_number</td>"), "stored findings");
+    assert!(
+        html.contains(r#"<td>NHS numbers <code class="id">uk_nhs_number</code></td>"#),
+        "stored findings"
+    );
     assert!(
         html.contains("Referral *** *** ****"),
         "headers, digits hidden"

@@ -41,6 +41,7 @@ async fn console() -> Console {
         wake: Arc::new(tokio::sync::Notify::new()),
         decided: Arc::new(|_, _| Box::pin(async {})),
         inspect: Arc::new(|_, _, _| hallpass_console::Inspection::default()),
+        names: Arc::new(|id: &str| id.to_string()),
         secure_cookies: false,
         organisation: "Lumen Learning Trust".into(),
         trusted_proxies: Vec::new(),

@@ -62,6 +62,8 @@ pub enum Scope {
 pub struct Detector {
     id: DetectorId,
     description: String,
+    /// What a teacher or the DPO is told was found, plural (`NHS numbers`).
+    name: String,
     validator: Option<validators::ValidateFn>,
     window: usize,
     scope: Scope,
@@ -84,6 +86,15 @@ impl Detector {
     /// What it finds, for people.
     pub fn description(&self) -> &str {
         &self.description
+    }
+    /// The kind of data it finds in plain words, plural (`NHS numbers`), for
+    /// notices and the console: the file's `name`, else its `description`,
+    /// else the id.
+    pub fn name(&self) -> &str {
+        [self.name.as_str(), self.description.as_str()]
+            .into_iter()
+            .find(|s| !s.trim().is_empty())
+            .unwrap_or(self.id.as_str())
     }
 }
 
@@ -162,6 +173,15 @@ impl DetectorSet {
     /// The detectors, in load order.
     pub fn detectors(&self) -> &[Detector] {
         &self.detectors
+    }
+
+    /// The plain name of the detector with this id ([`Detector::name`]); `None` for an id
+    /// no detector has now (a finding stored before a detector was removed).
+    pub fn name_of(&self, id: &str) -> Option<&str> {
+        self.detectors
+            .iter()
+            .find(|d| d.id.as_str() == id)
+            .map(Detector::name)
     }
 
     /// The id of detector `i`.

@@ -59,6 +59,8 @@ struct RawDetector {
     #[serde(default)]
     description: String,
     #[serde(default)]
+    name: String,
+    #[serde(default)]
     patterns: Vec<Spanned<String>>,
     /// Patterns conclusive on their own (a private key block): high
     /// confidence, no validator, no context needed.
@@ -352,6 +354,7 @@ fn check_one(d: &RawDetector, at: &mut impl FnMut(Range<usize>, String)) -> Opti
         detector: Detector {
             id: DetectorId::new(id),
             description: d.description.clone(),
+            name: d.name.clone(),
             validator,
             window,
             scope,

@@ -321,4 +321,17 @@ fn bad_exclude_scope_is_a_problem() {
     );
 }
 
+#[test]
+fn a_detector_is_named_by_its_name_then_its_description_then_its_id() {
+    let s = set(
+        "[[detector]]\nid = \"a\"\ndescription = \"Thing (with checks)\"\nname = \"things\"\npatterns = ['x\\d']\nconfidence_with_context = \"high\"\nconfidence_without_context = \"high\"\n\
+         [[detector]]\nid = \"b\"\ndescription = \"Staff payroll number\"\npatterns = ['y\\d']\nconfidence_with_context = \"high\"\nconfidence_without_context = \"high\"\n\
+         [[detector]]\nid = \"c\"\nname = \" \"\npatterns = ['z\\d']\nconfidence_with_context = \"high\"\nconfidence_without_context = \"high\"\n",
+    );
+    assert_eq!(s.name_of("a"), Some("things"));
+    assert_eq!(s.name_of("b"), Some("Staff payroll number"));
+    assert_eq!(s.name_of("c"), Some("c"));
+    assert_eq!(s.name_of("gone"), None);
+}
+
 mod shipped;

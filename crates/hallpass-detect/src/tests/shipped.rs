@@ -197,3 +197,13 @@ fn credentials_are_values_not_sentences() {
         assert_eq!(one(text, "credential"), Some(Confidence::Medium), "{text}");
     }
 }
+
+#[test]
+fn every_shipped_detector_has_a_plain_name_for_teachers() {
+    for d in SHIPPED.detectors() {
+        let name = d.name();
+        assert_ne!(name, d.id().as_str(), "{} needs a `name`", d.id().as_str());
+        assert_ne!(name, d.description(), "{} needs a `name`", d.id().as_str());
+        assert!(!name.contains('_'), "{name}: words, not an id");
+    }
+}
