@@ -331,6 +331,49 @@ fn the_sender_window_holds_the_message_that_passes_it() {
     assert_eq!(held[0]["message_id"], "two@lumen.sch.uk");
 }
 
+/// A message answered 451 is not accepted: the client sends it again, and it counts once in the
+/// sender's window, however many times it was refused.
+#[test]
+fn a_message_refused_with_451_counts_once_in_the_sender_window() {
+    let dir = temp_dir("window-451");
+    let relay = Relay::start(
+        &dir,
+        "dir:outbox",
+        "[rules.bulk_send]\nwindow_recipients = 3\nwindow_seconds = 3600\n",
+    );
+    let spool = dir.join("data/spool");
+    let moved = dir.join("data/spool-away");
+    std::fs::rename(&spool, &moved).unwrap();
+    std::fs::write(&spool, b"not a folder").unwrap();
+    let data = message("a@example.com", "", "again", "Hello.");
+    let rcpts = ["a@example.com", "b@example.com"];
+    for _ in 0..3 {
+        let r = send(relay.addr, "teacher@lumen.sch.uk", &rcpts, &data);
+        assert_eq!(r.0, 451, "{r:?}");
+    }
+    std::fs::remove_file(&spool).unwrap();
+    std::fs::rename(&moved, &spool).unwrap();
+    let r = send(relay.addr, "teacher@lumen.sch.uk", &rcpts, &data);
+    assert_eq!(r.0, 250, "{r:?}");
+    assert!(
+        !r.1.contains("held"),
+        "2 recipients within a window of 3: {r:?}"
+    );
+    assert_eq!(relay.held(), Vec::<serde_json::Value>::new());
+    // The window still works: two more pass it.
+    let more = message("c@example.com", "", "more", "Hello again.");
+    let r = send(
+        relay.addr,
+        "teacher@lumen.sch.uk",
+        &["c@example.com", "d@example.com"],
+        &more,
+    );
+    assert_eq!(r.0, 250, "{r:?}");
+    let held = relay.held();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["message_id"], "more@lumen.sch.uk");
+}
+
 #[test]
 fn a_message_acknowledged_before_a_kill_is_delivered_after_restart() {
     let dir = temp_dir("crash");

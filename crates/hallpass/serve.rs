@@ -465,12 +465,14 @@ impl Relay {
             .iter()
             .filter(|r| engine.policy().classify(r) != RecipientClass::Internal)
             .count() as u64;
-        let window = if outside > 0 && !envelope.mail_from.is_empty() {
+        let counted = outside > 0 && !envelope.mail_from.is_empty();
+        let window = if counted {
             let w = &config.rules.bulk_send;
             Some(
                 self.counters
-                    .add_and_count(
+                    .add_event_and_count(
                         &envelope.mail_from.to_ascii_lowercase(),
+                        &id,
                         outside,
                         received_ms,
                         (w.window_seconds * 1000) as i64,
@@ -481,10 +483,38 @@ impl Relay {
         } else {
             None
         };
+        let reply = self
+            .scan_and_keep(&engine, &id, received_ms, &envelope, data, window)
+            .await;
+        if reply.is_err() && counted {
+            // Not accepted (451): the client sends it again, and it counts then, once.
+            if let Err(e) = self
+                .counters
+                .take_back(&envelope.mail_from.to_ascii_lowercase(), &id, outside)
+                .await
+            {
+                tracing::warn!(id = %id, error = %e, "cannot take a refused message out of the sender's window; it counts twice when sent again");
+            }
+        }
+        reply
+    }
 
+    /// Scans the message, then, unless a rule refuses it, keeps it: spooled, recorded, the
+    /// sender told of a held copy. The reply for the client; an error is a `451`.
+    async fn scan_and_keep(
+        &self,
+        engine: &Arc<Engine>,
+        id: &str,
+        received_ms: i64,
+        envelope: &Envelope,
+        data: Vec<u8>,
+        window: Option<u64>,
+    ) -> anyhow::Result<Reply> {
+        use anyhow::Context as _;
+        let id = id.to_string();
         let data = Arc::new(data);
         let scan_started = Instant::now();
-        let report = self.scan(&engine, &envelope, data.clone(), window).await?;
+        let report = self.scan(engine, envelope, data.clone(), window).await?;
         let scan_ms = scan_started.elapsed().as_millis() as u64;
         crate::metrics::scanned(scan_started.elapsed());
         let plan = plan(&report, &envelope.rcpt_to);
@@ -521,7 +551,7 @@ impl Relay {
 
         // Spool: the original with our Received: header, and the rewritten copy.
         let received = hallpass_smtp::received_header(
-            &envelope,
+            envelope,
             &self.hostname,
             &id,
             received_ms.div_euclid(1000),
@@ -606,14 +636,8 @@ impl Relay {
             };
             // The message is safe in the quarantine already; a notice that
             // cannot be queued is logged, not a reason to refuse it.
-            if let Err(e) = notify::send(
-                &engine,
-                &self.store,
-                &self.spool,
-                notify::Kind::Held,
-                &about,
-            )
-            .await
+            if let Err(e) =
+                notify::send(engine, &self.store, &self.spool, notify::Kind::Held, &about).await
             {
                 tracing::error!(id = %id, error = %format!("{e:#}"), "cannot queue the sender's notice");
             }

@@ -21,6 +21,7 @@ pub(crate) enum Work {
     /// A sender's external recipients in the bulk window ([`crate::Counters`]); answers the total.
     Count {
         sender: String,
+        event: String,
         n: u64,
         now_ms: i64,
         window_ms: i64,
@@ -103,10 +104,11 @@ async fn apply(tx: &mut Conn, work: &Work) -> Result<u64, StoreError> {
         Work::Record(results, now_ms) => record_rows(tx, results, *now_ms).await.map(|()| 0),
         Work::Count {
             sender,
+            event,
             n,
             now_ms,
             window_ms,
-        } => count_rows(tx, sender, *n, *now_ms, *window_ms).await,
+        } => count_rows(tx, sender, event, *n, *now_ms, *window_ms).await,
     }
 }
 

@@ -20,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 use crate::counters::Counters;
 use crate::error::StoreError;
-use crate::id::new_id;
 use crate::store::Store;
 
 /// The longest one Redis call may take before the store's count is used.
@@ -28,7 +27,7 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
 /// While Redis is unreachable, how often it is tried again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(2);
 
-/// KEYS[1]: the sender's sorted set. ARGV: now (ms), window (ms), n, a unique member id.
+/// KEYS[1]: the sender's sorted set. ARGV: now (ms), window (ms), n, the event's unique id.
 /// Events at or before `now - window` leave; the rest are summed (members end in `:<n>`).
 const SCRIPT: &str = r"
 local key = KEYS[1]
@@ -158,6 +157,7 @@ impl RedisCounters {
     async fn redis_count(
         &self,
         sender: &str,
+        event: &str,
         n: u64,
         now_ms: i64,
         window_ms: i64,
@@ -165,7 +165,7 @@ impl RedisCounters {
         let mut c = self.redis.clone();
         let key = self.key(sender);
         let mut call = self.script.key(&key);
-        call.arg(now_ms).arg(window_ms).arg(n).arg(new_id());
+        call.arg(now_ms).arg(window_ms).arg(n).arg(event);
         match tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async::<u64>(&mut c)).await {
             Ok(Ok(total)) => Ok(total),
             Ok(Err(e)) => Err(e.to_string()),
@@ -175,18 +175,22 @@ impl RedisCounters {
 }
 
 impl Counters for RedisCounters {
-    async fn add_and_count(
+    async fn add_event_and_count(
         &self,
         sender: &str,
+        event: &str,
         n: u64,
         now_ms: i64,
         window_ms: i64,
     ) -> Result<u64, StoreError> {
-        let local = self.local.add_and_count(sender, n, now_ms, window_ms);
+        let local = self
+            .local
+            .add_event_and_count(sender, event, n, now_ms, window_ms);
         if !self.worth_trying() {
             return local.await;
         }
-        let (shared, local) = tokio::join!(self.redis_count(sender, n, now_ms, window_ms), local);
+        let (shared, local) =
+            tokio::join!(self.redis_count(sender, event, n, now_ms, window_ms), local);
         match shared {
             Ok(total) => {
                 self.answered();
@@ -197,6 +201,34 @@ impl Counters for RedisCounters {
                 self.failed(&e);
                 local
             }
+        }
+    }
+
+    /// Out of both: the store's count is the fallback and the floor of Redis's.
+    async fn take_back(&self, sender: &str, event: &str, n: u64) -> Result<(), StoreError> {
+        let local = self.local.take_back(sender, event, n);
+        if !self.worth_trying() {
+            return local.await;
+        }
+        let (shared, local) = tokio::join!(self.redis_take_back(sender, event, n), local);
+        match shared {
+            Ok(()) => self.answered(),
+            Err(e) => self.failed(&e),
+        }
+        local
+    }
+}
+
+impl RedisCounters {
+    /// Removes the event's member (`<event>:<n>`, as [`SCRIPT`] added it) from Redis.
+    async fn redis_take_back(&self, sender: &str, event: &str, n: u64) -> Result<(), String> {
+        let mut c = self.redis.clone();
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(self.key(sender)).arg(format!("{event}:{n}"));
+        match tokio::time::timeout(REDIS_TIMEOUT, zrem.query_async::<i64>(&mut c)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", REDIS_TIMEOUT.as_millis())),
         }
     }
 }
@@ -211,16 +243,30 @@ pub enum WindowCounters {
 }
 
 impl Counters for WindowCounters {
-    async fn add_and_count(
+    async fn add_event_and_count(
         &self,
         sender: &str,
+        event: &str,
         n: u64,
         now_ms: i64,
         window_ms: i64,
     ) -> Result<u64, StoreError> {
         match self {
-            WindowCounters::Store(s) => s.add_and_count(sender, n, now_ms, window_ms).await,
-            WindowCounters::Redis(r) => r.add_and_count(sender, n, now_ms, window_ms).await,
+            WindowCounters::Store(s) => {
+                s.add_event_and_count(sender, event, n, now_ms, window_ms)
+                    .await
+            }
+            WindowCounters::Redis(r) => {
+                r.add_event_and_count(sender, event, n, now_ms, window_ms)
+                    .await
+            }
+        }
+    }
+
+    async fn take_back(&self, sender: &str, event: &str, n: u64) -> Result<(), StoreError> {
+        match self {
+            WindowCounters::Store(s) => s.take_back(sender, event, n).await,
+            WindowCounters::Redis(r) => r.take_back(sender, event, n).await,
         }
     }
 }

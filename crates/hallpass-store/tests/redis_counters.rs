@@ -175,6 +175,35 @@ async fn two_relays_count_one_window_together() {
 }
 
 #[tokio::test]
+async fn a_message_not_accepted_is_taken_back_on_every_relay() {
+    let Some(mut c) = redis().await else { return };
+    let tmp = TempDir::new("redis-take-back");
+    let p = prefix("back");
+    let a = relay(&tmp, "a", REDIS, &p).await;
+    let b = relay(&tmp, "b", REDIS, &p).await;
+    let s = "teacher@lumen.sch.uk";
+    assert_eq!(a.add_and_count(s, 4, T0, HOUR).await.unwrap(), 4);
+    let refused = new_id();
+    assert_eq!(
+        a.add_event_and_count(s, &refused, 30, T0 + 1, HOUR)
+            .await
+            .unwrap(),
+        34
+    );
+    a.take_back(s, &refused, 30).await.unwrap();
+    // Relay B, sharing Redis, no longer sees it; nor does A's own store (the fallback).
+    assert_eq!(b.add_and_count(s, 0, T0 + 2, HOUR).await.unwrap(), 4);
+    assert_eq!(a.add_and_count(s, 0, T0 + 2, HOUR).await.unwrap(), 4);
+    clean(&mut c, &p).await;
+    assert_eq!(
+        a.add_and_count(s, 0, T0 + 3, HOUR).await.unwrap(),
+        4,
+        "the store's count"
+    );
+    clean(&mut c, &p).await;
+}
+
+#[tokio::test]
 async fn a_redis_that_lost_its_data_still_sees_this_relays_sends() {
     let Some(mut c) = redis().await else { return };
     let tmp = TempDir::new("redis-lost");

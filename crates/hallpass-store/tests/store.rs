@@ -1211,6 +1211,40 @@ async fn the_sliding_window_counts_recent_recipients_per_sender(db: Db) {
     assert_eq!(left, 0);
 }
 
+async fn a_message_not_accepted_is_taken_back_out_of_the_window(db: Db) {
+    let store = db.open().await;
+    let hour = 3_600_000;
+    let s = "teacher@lumen.sch.uk";
+    assert_eq!(store.add_and_count(s, 4, T0, hour).await.unwrap(), 4);
+    let refused = new_id();
+    assert_eq!(
+        store
+            .add_event_and_count("Teacher@lumen.sch.uk", &refused, 30, T0 + 1, hour)
+            .await
+            .unwrap(),
+        34
+    );
+    store
+        .take_back("TEACHER@lumen.sch.uk", &refused, 30)
+        .await
+        .unwrap();
+    // Sent again under a new id: it counts once.
+    assert_eq!(
+        store
+            .add_event_and_count(s, &new_id(), 30, T0 + 2, hour)
+            .await
+            .unwrap(),
+        34
+    );
+    // Taking back an event that is gone, or another sender's, changes nothing.
+    store.take_back(s, &refused, 30).await.unwrap();
+    store
+        .take_back("head@lumen.sch.uk", &new_id(), 1)
+        .await
+        .unwrap();
+    assert_eq!(store.add_and_count(s, 0, T0 + 3, hour).await.unwrap(), 34);
+}
+
 async fn spool_files_without_a_record_are_found_for_removal(db: Db) {
     let store = db.open().await;
     let spool = store.spool().clone();
@@ -1515,6 +1549,7 @@ both_backends!(
     held_list_filters_and_orders_newest_first,
     users_add_verify_disable_token_and_remove,
     the_sliding_window_counts_recent_recipients_per_sender,
+    a_message_not_accepted_is_taken_back_out_of_the_window,
     spool_files_without_a_record_are_found_for_removal,
     purge_rejects_old_held_copies_and_lets_old_decided_files_go,
     held_per_day_counts_copies_per_rule_and_detector_stats_rate_false_positives,
