@@ -139,8 +139,8 @@ pub(crate) async fn login(State(app): State<App>, req: Request) -> Response {
             app.audit(entry(&who, "login-failed", detail, now)).await;
             for l in locked {
                 let detail = match l {
-                    Locked::Account(_) => format!(
-                        "{MAX_FAILURES} failed logins in 15 minutes: the account is locked for 15 minutes"
+                    Locked::Account(_, n) => format!(
+                        "{n} failed logins in 15 minutes: the account is locked for 15 minutes"
                     ),
                     Locked::Address(a) => format!(
                         "{MAX_FAILURES} failed logins in 15 minutes from {a}: the address is locked for 15 minutes"

@@ -12,8 +12,13 @@ pub(crate) const IDLE_TIMEOUT_MS: i64 = 8 * 3600 * 1000;
 /// And in any case this long after the login.
 pub(crate) const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 
-/// Failed logins (per account, and per client address) that lock further attempts…
+/// Failed logins from one client address (to any accounts) that lock that address…
 pub(crate) const MAX_FAILURES: usize = 5;
+/// …and failed logins to one account from any addresses that lock the account (several addresses
+/// guessing together). One address is stopped after [`MAX_FAILURES`], so a guesser on one
+/// machine cannot lock the DPO out. When the client's address is unknown, [`MAX_FAILURES`]
+/// locks the account.
+pub(crate) const ACCOUNT_MAX_FAILURES: usize = 20;
 /// …when they fall within this window…
 pub(crate) const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// …for this long.
@@ -156,8 +161,8 @@ struct Record {
 /// What a lock-out applies to, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Locked {
-    /// The account name tried.
-    Account(String),
+    /// The account name tried, after this many failures.
+    Account(String, usize),
     /// The client address.
     Address(IpAddr),
 }
@@ -173,13 +178,13 @@ impl Record {
         }
     }
 
-    /// `Err(ms to wait)` while locked or while the limit is taken up.
-    fn check(&mut self, now_ms: i64) -> Result<(), i64> {
+    /// `Err(ms to wait)` while locked or while the `limit` is taken up.
+    fn check(&mut self, now_ms: i64, limit: usize) -> Result<(), i64> {
         if now_ms < self.locked_until {
             return Err(self.locked_until - now_ms);
         }
         self.forget_old(now_ms);
-        if self.failures.len() + self.pending >= MAX_FAILURES {
+        if self.failures.len() + self.pending >= limit {
             // Full of attempts still being checked: try again shortly. Full of failures cannot
             // happen (the fifth one locks), but the oldest one's expiry is the honest answer.
             let wait = self
@@ -191,11 +196,11 @@ impl Record {
         Ok(())
     }
 
-    /// Records a failure; true when it starts a lock.
-    fn fail(&mut self, now_ms: i64) -> bool {
+    /// Records a failure; true when it is the `limit`th and starts a lock.
+    fn fail(&mut self, now_ms: i64, limit: usize) -> bool {
         self.forget_old(now_ms);
         self.failures.push_back(now_ms);
-        if self.failures.len() >= MAX_FAILURES {
+        if self.failures.len() >= limit {
             self.failures.clear();
             self.locked_until = now_ms.saturating_add(LOCK_MS);
             return true;
@@ -210,6 +215,15 @@ impl Record {
                 .failures
                 .back()
                 .is_none_or(|&t| now_ms.saturating_sub(t) >= FAILURE_WINDOW_MS)
+    }
+}
+
+/// Failures that lock an account, for an attempt from `address`.
+fn account_limit(address: Option<IpAddr>) -> usize {
+    if address.is_some() {
+        ACCOUNT_MAX_FAILURES
+    } else {
+        MAX_FAILURES
     }
 }
 
@@ -234,13 +248,13 @@ impl Throttle {
         }
         let mut wait = 0;
         if let Some(r) = self.accounts.get_mut(account)
-            && let Err(w) = r.check(now_ms)
+            && let Err(w) = r.check(now_ms, account_limit(address))
         {
             wait = w;
         }
         if let Some(a) = address
             && let Some(r) = self.addresses.get_mut(&a)
-            && let Err(w) = r.check(now_ms)
+            && let Err(w) = r.check(now_ms, MAX_FAILURES)
         {
             wait = wait.max(w);
         }
@@ -272,12 +286,13 @@ impl Throttle {
         self.end(&attempt);
         let mut locked = Vec::new();
         let r = self.accounts.entry(attempt.account.clone()).or_default();
-        if r.fail(now_ms) {
-            locked.push(Locked::Account(attempt.account));
+        let limit = account_limit(attempt.address);
+        if r.fail(now_ms, limit) {
+            locked.push(Locked::Account(attempt.account, limit));
         }
         if let Some(a) = attempt.address {
             let r = self.addresses.entry(a).or_default();
-            if r.fail(now_ms) {
+            if r.fail(now_ms, MAX_FAILURES) {
                 locked.push(Locked::Address(a));
             }
         }
@@ -397,26 +412,48 @@ mod tests {
     }
 
     #[test]
-    fn five_failures_lock_the_account_for_fifteen_minutes() {
+    fn failures_from_several_addresses_lock_the_account_for_fifteen_minutes() {
         let mut t = Throttle::default();
-        for i in 0..4 {
-            assert!(fail(&mut t, "dpo1", ip(&format!("192.0.2.{i}")), T0 + i).is_empty());
+        // Four addresses, five guesses each: each address is stopped at its fifth…
+        for i in 0..(ACCOUNT_MAX_FAILURES / MAX_FAILURES) as i64 {
+            let from = ip(&format!("192.0.2.{i}"));
+            for _ in 0..MAX_FAILURES - 1 {
+                assert!(fail(&mut t, "dpo1", from, T0 + i).is_empty());
+            }
+            let mut locked = vec![Locked::Address(from.unwrap())];
+            // …and the twentieth in all locks the account.
+            if i == 3 {
+                locked.insert(0, Locked::Account("dpo1".into(), ACCOUNT_MAX_FAILURES));
+            }
+            assert_eq!(fail(&mut t, "dpo1", from, T0 + i), locked);
         }
-        assert_eq!(
-            fail(&mut t, "dpo1", ip("192.0.2.9"), T0 + 4),
-            vec![Locked::Account("dpo1".into())]
-        );
-        // From anywhere, for 15 minutes.
-        let wait = t.begin("dpo1", ip("198.51.100.1"), T0 + 5).unwrap_err();
+        // From anywhere, for 15 minutes from the twentieth failure (at T0 + 3).
+        let wait = t.begin("dpo1", ip("198.51.100.1"), T0 + 4).unwrap_err();
         assert_eq!(wait, LOCK_MS - 1);
-        assert!(t.begin("dpo1", None, T0 + 4 + LOCK_MS - 1).is_err());
+        assert!(t.begin("dpo1", None, T0 + 3 + LOCK_MS - 1).is_err());
         // Other accounts are not affected.
         let other = t.begin("dpo2", ip("198.51.100.1"), T0 + 5).unwrap();
         t.succeeded(other);
         // Then it may try again.
         let a = t
-            .begin("dpo1", ip("198.51.100.1"), T0 + 4 + LOCK_MS)
+            .begin("dpo1", ip("198.51.100.1"), T0 + 3 + LOCK_MS)
             .unwrap();
+        t.succeeded(a);
+    }
+
+    #[test]
+    fn a_guesser_on_one_address_cannot_lock_the_account_out() {
+        let mut t = Throttle::default();
+        for _ in 0..MAX_FAILURES - 1 {
+            assert!(fail(&mut t, "dpo1", ip("203.0.113.7"), T0).is_empty());
+        }
+        assert_eq!(
+            fail(&mut t, "dpo1", ip("203.0.113.7"), T0),
+            vec![Locked::Address("203.0.113.7".parse().unwrap())]
+        );
+        assert!(t.begin("dpo1", ip("203.0.113.7"), T0 + 1).is_err());
+        // The DPO at their own desk logs in.
+        let a = t.begin("dpo1", ip("192.0.2.10"), T0 + 1).unwrap();
         t.succeeded(a);
     }
 
@@ -447,7 +484,7 @@ mod tests {
         assert!(fail(&mut t, "dpo1", None, T0 + 16 * MINUTE).is_empty());
         assert_eq!(
             fail(&mut t, "dpo1", None, T0 + 17 * MINUTE),
-            vec![Locked::Account("dpo1".into())]
+            vec![Locked::Account("dpo1".into(), MAX_FAILURES)]
         );
     }
 

@@ -539,13 +539,14 @@ async fn relay_and_disabled_accounts_cannot_log_in() {
 }
 
 #[tokio::test]
-async fn five_failures_lock_the_account_even_against_the_right_password() {
+async fn guesses_from_several_addresses_lock_the_account_even_against_the_right_password() {
     let c = Console::new("login-throttle-account").await;
-    for i in 0..5 {
+    // Twenty guesses, five from each of four addresses (each address is stopped at five).
+    for i in 0..20 {
         let r = c
             .send(
                 req(Method::POST, "/login")
-                    .client_ip(&format!("198.51.100.{i}"))
+                    .client_ip(&format!("198.51.100.{}", i / 5))
                     .json(&json!({"username": "dpo1", "password": "guess"}))
                     .build(),
             )
@@ -574,19 +575,32 @@ async fn five_failures_lock_the_account_even_against_the_right_password() {
     // Another account is not locked.
     c.login("dpo2").await;
     let locked = c.audit("login-locked").await;
-    assert_eq!(locked.len(), 1);
-    assert_eq!(locked[0].actor.name, "dpo1");
+    assert_eq!(locked.len(), 5, "four addresses and the account");
+    assert!(locked.iter().all(|l| l.actor.name == "dpo1"));
+    assert_eq!(
+        locked
+            .iter()
+            .filter(|l| l.detail.starts_with("20 failed logins") && l.detail.contains("account"))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
-async fn five_failures_from_one_address_lock_that_address() {
+async fn five_failures_from_one_address_lock_that_address_and_not_the_dpo() {
     let c = Console::new("login-throttle-address").await;
+    // Guesses at the DPO's account and at others, all from one machine.
     for i in 0..5 {
+        let user = if i % 2 == 0 {
+            "dpo1".to_string()
+        } else {
+            format!("guess{i}")
+        };
         let r = c
             .send(
                 req(Method::POST, "/login")
                     .client_ip("203.0.113.5")
-                    .json(&json!({"username": format!("guess{i}"), "password": "x"}))
+                    .json(&json!({"username": user, "password": "x"}))
                     .build(),
             )
             .await;
