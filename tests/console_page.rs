@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::*;
 
 /// Four generated NHS numbers, as written (`999 123 4567`).
@@ -79,28 +77,6 @@ fn html_only(v: &[String]) -> Vec<u8> {
          <p>Read <a href=\"https://example.com/more\">the letter</a> online.</p></body></html>\r\n"
     )
     .into_bytes()
-}
-
-/// Logs in with the form the login page posts; the session cookie.
-fn login(console: SocketAddr, user: &str, password: &str) -> String {
-    let body = format!("username={user}&password={}", password.replace(' ', "+"));
-    let (status, head, _) = http(
-        console,
-        "POST",
-        "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &body,
-    );
-    assert!(status == 303 || status == 200, "login: {status}\n{head}");
-    head.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("set-cookie").then(|| v.trim())
-        })
-        .find(|v| v.starts_with("hallpass_session=") && !v.contains("Max-Age=0"))
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_string()
 }
 
 /// The context (masked) shown before `mark` on the page.

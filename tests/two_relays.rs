@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::{
-    Client, Relay, Sink, eventually, free_port, http, message, message_id_of, pupil_record,
+    Client, Relay, Sink, eventually, free_port, http, login, message, message_id_of, pupil_record,
     temp_dir,
 };
 
@@ -186,6 +186,33 @@ fn a_message_held_by_one_relay_is_released_from_the_other_and_delivered_once() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("held-on-a"), "{body}");
+
+    // One login for both consoles (behind a load balancer either may answer): a session started
+    // on A opens the message's page on B, and logging out on B ends it on A too.
+    let cookie = login(a.console, "dpo", "a long dpo password");
+    let page = format!("/held/{id}");
+    let (status, _, html) = http(b.console, "GET", &page, &[("Cookie", &cookie)], "");
+    assert_eq!(status, 200, "the session works on B: {html}");
+    assert!(html.contains(&id));
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the logout form's token")
+        .to_string();
+    let (status, _, _) = http(
+        b.console,
+        "POST",
+        "/logout",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(status, 303);
+    let (status, _, _) = http(a.console, "GET", &page, &[("Cookie", &cookie)], "");
+    assert_eq!(status, 303, "logged out on A too: back to the login page");
 
     // Released from both consoles at the same moment: one wins.
     let release = |console: std::net::SocketAddr| {

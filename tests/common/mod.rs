@@ -651,3 +651,25 @@ pub fn http(
     let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, head.to_string(), body.to_string())
 }
+
+/// Logs in with the form the login page posts; the session cookie.
+pub fn login(console: SocketAddr, user: &str, password: &str) -> String {
+    let body = format!("username={user}&password={}", password.replace(' ', "+"));
+    let (status, head, _) = http(
+        console,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &body,
+    );
+    assert!(status == 303 || status == 200, "login: {status}\n{head}");
+    head.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("set-cookie").then(|| v.trim())
+        })
+        .find(|v| v.starts_with("hallpass_session=") && !v.contains("Max-Age=0"))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}

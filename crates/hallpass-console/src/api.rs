@@ -204,11 +204,12 @@ pub(crate) async fn reject(
                     &posted.caller,
                     &id,
                     Ok("Rejected: it will not be delivered.".into()),
-                );
+                )
+                .await;
             }
             Json(app.detail(&record).await).into_response()
         }
-        Err(e) => failed(&app, &posted, &id, e),
+        Err(e) => failed(&app, &posted, &id, e).await,
     }
 }
 
@@ -232,37 +233,37 @@ async fn released<T>(
                 if false_positive {
                     text.push_str(" Recorded as a false positive, for tuning.");
                 }
-                return back(app, &posted.caller, id, Ok(text));
+                return back(app, &posted.caller, id, Ok(text)).await;
             }
             let message = app.detail(&record).await;
             Json(ReleasedJson { message, rewritten }).into_response()
         }
-        Err(e) => failed(app, posted, id, e),
+        Err(e) => failed(app, posted, id, e).await,
     }
 }
 
 /// A decision that could not be made: told as JSON, or on the message's page after a form post.
-fn failed<T>(app: &App, posted: &Posted<T>, id: &str, e: Failure) -> Response {
+async fn failed<T>(app: &App, posted: &Posted<T>, id: &str, e: Failure) -> Response {
     if !posted.form {
         return ApiError(e).into_response();
     }
     match e {
         Failure::AlreadyDecided { .. } | Failure::BadRequest(_) => {
             let text = e.message();
-            back(app, &posted.caller, id, Err(capitalised(&text)))
+            back(app, &posted.caller, id, Err(capitalised(&text))).await
         }
         e => PageError(e).into_response(),
     }
 }
 
 /// 303 to the message's page, with the outcome shown there once.
-fn back(app: &App, caller: &Caller, id: &str, outcome: Result<String, String>) -> Response {
+async fn back(app: &App, caller: &Caller, id: &str, outcome: Result<String, String>) -> Response {
     if let Some(s) = &caller.session {
         let (error, text) = match outcome {
             Ok(t) => (false, t),
             Err(t) => (true, t),
         };
-        app.sessions().set_flash(&s.id, Flash { error, text });
+        app.sessions().set_flash(&s.id, Flash { error, text }).await;
     }
     Redirect::to(&format!("/held/{}", crate::pages::path_segment(id))).into_response()
 }

@@ -151,13 +151,12 @@ impl App {
             };
         }
         let id = session_cookie(&parts.headers).ok_or(Failure::Unauthenticated)?;
-        let (name, csrf) = {
-            let mut sessions = self.sessions();
-            let s = sessions
-                .touch(id, clock::now_ms())
-                .ok_or(Failure::Unauthenticated)?;
-            (s.user.clone(), s.csrf.clone())
-        };
+        let s = self
+            .sessions()
+            .touch(id, clock::now_ms())
+            .await?
+            .ok_or(Failure::Unauthenticated)?;
+        let (name, csrf) = (s.user, s.csrf);
         // The account may have been removed, disabled or changed since the login: the store
         // decides on every request, not the session.
         let user = self
@@ -178,7 +177,7 @@ impl App {
                 }),
             }),
             _ => {
-                self.sessions().remove(id);
+                self.sessions().remove(id).await?;
                 Err(Failure::Unauthenticated)
             }
         }

@@ -269,7 +269,7 @@ pub(crate) async fn page(
         .collect();
     let stats = store.queue_stats(now).await.map_err(Failure::from)?;
     let t = DashboardPage {
-        nav: app.nav(&caller, crate::pages::Section::Dashboard),
+        nav: app.nav(&caller, crate::pages::Section::Dashboard).await,
         from: day_of(first),
         to: day_of(today),
         total: bars.iter().map(|b| b.total).sum(),

@@ -166,7 +166,7 @@ pub(crate) struct App(Arc<Inner>);
 pub(crate) struct Inner {
     pub console: ConsoleState,
     metrics: Option<Metrics>,
-    sessions: Mutex<Sessions>,
+    sessions: Sessions,
     throttle: Mutex<Throttle>,
 }
 
@@ -178,9 +178,9 @@ impl std::ops::Deref for App {
 }
 
 impl App {
-    /// The sessions (held only for short, synchronous work).
-    pub(crate) fn sessions(&self) -> MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The console's login sessions (in the store).
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The login throttle (held only for short, synchronous work).
@@ -199,9 +199,9 @@ pub fn router(state: ConsoleState) -> Router {
 /// [`router`] with `GET /metrics` served from `metrics` (a 404 when `None`).
 pub fn router_with_metrics(state: ConsoleState, metrics: Option<Metrics>) -> Router {
     let app = App(Arc::new(Inner {
+        sessions: Sessions::new(state.store.clone()),
         console: state,
         metrics,
-        sessions: Mutex::new(Sessions::default()),
         throttle: Mutex::new(Throttle::default()),
     }));
     let mut routes = Router::new()

@@ -113,8 +113,10 @@ pub(crate) async fn login(State(app): State<App>, req: Request) -> Response {
         Ok(Some(u)) if matches!(u.role, Role::Dpo | Role::Admin) => {
             app.throttle().succeeded(attempt);
             // A session from before this login is replaced, not kept beside the new one.
-            if let Some(old) = &old_session {
-                app.sessions().remove(old);
+            if let Some(old) = &old_session
+                && let Err(f) = app.sessions().remove(old).await
+            {
+                return refuse(&app, form, f, &name);
             }
             match start_session(&app, form, &u, actor(&u.name), now).await {
                 Ok(response) => response,
@@ -169,10 +171,7 @@ async fn start_session(
         .audit(&entry(&actor, "login", detail, now))
         .await
         .map_err(|e| Failure::internal("auditing a login", e))?;
-    let id = app
-        .sessions()
-        .create(&user.name, now)
-        .map_err(|e| Failure::internal("starting a session", e))?;
+    let id = app.sessions().create(&user.name, now).await?;
     tracing::info!(user = %user.name, "console login");
     let mut response = if form {
         Redirect::to("/held").into_response()
@@ -180,7 +179,8 @@ async fn start_session(
         let csrf = app
             .sessions()
             .touch(&id, now)
-            .map(|s| s.csrf.clone())
+            .await?
+            .map(|s| s.csrf)
             .unwrap_or_default();
         Json(LoggedIn {
             user: &user.name,
@@ -239,7 +239,9 @@ fn entry(actor: &Actor, action: &str, detail: String, now: i64) -> AuditEntry {
 /// `POST /logout`.
 pub(crate) async fn logout(State(app): State<App>, posted: Posted<CsrfOnly>) -> Response {
     if let Some(s) = &posted.caller.session {
-        app.sessions().remove(&s.id);
+        if let Err(f) = app.sessions().remove(&s.id).await {
+            return PageError(f).into_response();
+        }
         let detail = "logged out of the console".into();
         app.audit(entry(
             &posted.caller.actor(),

@@ -71,11 +71,11 @@ impl Section {
 }
 
 impl App {
-    pub(crate) fn nav(&self, caller: &Caller, current: Section) -> Nav {
-        let flash = caller
-            .session
-            .as_ref()
-            .and_then(|s| self.sessions().touch(&s.id, clock::now_ms())?.flash.take());
+    pub(crate) async fn nav(&self, caller: &Caller, current: Section) -> Nav {
+        let flash = match &caller.session {
+            Some(s) => self.sessions().take_flash(&s.id).await,
+            None => None,
+        };
         Nav {
             organisation: self.console.organisation.clone(),
             user: caller.name.clone(),
@@ -260,7 +260,7 @@ pub(crate) async fn held_list(
         })
         .collect();
     let t = HeldListPage {
-        nav: app.nav(&caller, Section::Held { exact: true }),
+        nav: app.nav(&caller, Section::Held { exact: true }).await,
         rows: records
             .iter()
             .map(|h| held_row(h, &app.console.names))
@@ -365,7 +365,7 @@ pub(crate) async fn held_one(
     m.headers = i.headers.clone();
     m.reason = app.masked_reason(m.reason.take()).await;
     let t = HeldPage {
-        nav: app.nav(&caller, Section::Held { exact: false }),
+        nav: app.nav(&caller, Section::Held { exact: false }).await,
         received: clock::human(h.received_ms),
         decided_at: h.decided_ms.map(clock::human),
         is_held: h.status == HeldStatus::Held,
@@ -477,7 +477,7 @@ pub(crate) async fn audit(
         })
         .collect();
     let t = AuditPage {
-        nav: app.nav(&caller, Section::Audit),
+        nav: app.nav(&caller, Section::Audit).await,
         rows,
         prev: (page > 1).then(|| href("/audit", page - 1)),
         next: more.then(|| href("/audit", page + 1)),

@@ -1,11 +1,16 @@
-//! Console sessions and the login throttle: plain in-memory state, with the time passed in, so
-//! expiry and lock-outs are tested by moving time forward rather than by sleeping.
+//! Console sessions and the login throttle, with the time passed in, so expiry and lock-outs
+//! are tested by moving time forward rather than by sleeping.
 //!
-//! Sessions live only in this process: a restart of `hallpass serve` logs everyone out, which is
-//! the safe direction.
+//! Sessions are kept in the store (only a hash of each id), so every relay's console knows them
+//! and a restart logs no one out; they end after 8 idle hours or a day. The throttle is plain
+//! in-memory state, one per relay.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+
+use hallpass_store::{SessionFlash, Store};
+
+use crate::error::Failure;
 
 /// A session ends after this long without a request.
 pub(crate) const IDLE_TIMEOUT_MS: i64 = 8 * 3600 * 1000;
@@ -31,10 +36,6 @@ pub(crate) struct Session {
     pub user: String,
     /// The token every state-changing request made with this session must carry.
     pub csrf: String,
-    /// A one-time message for the next page (the outcome of a form post).
-    pub flash: Option<Flash>,
-    created_ms: i64,
-    last_seen_ms: i64,
 }
 
 /// A one-time message shown on the page a form post redirects to.
@@ -46,79 +47,90 @@ pub(crate) struct Flash {
     pub text: String,
 }
 
-/// Sessions by id (the 256-bit random cookie value).
-#[derive(Debug, Default)]
+/// How often a session's last use is written to the store: not on every request. A session may
+/// so end up to this much before [`IDLE_TIMEOUT_MS`] after its last use.
+pub(crate) const SEEN_EVERY_MS: i64 = 60 * 1000;
+
+/// Sessions by id (the 256-bit random cookie value), kept in the store so that every relay's
+/// console shares them; this is the console's policy over them (idle and absolute expiry).
+#[derive(Debug, Clone)]
 pub(crate) struct Sessions {
-    by_id: HashMap<String, Session>,
+    store: Store,
 }
 
 impl Sessions {
-    /// Starts a session and returns its id.
-    pub fn create(&mut self, user: &str, now_ms: i64) -> Result<String, RandomError> {
-        self.prune(now_ms);
-        let id = random_token()?;
-        let csrf = random_token()?;
-        self.by_id.insert(
-            id.clone(),
-            Session {
-                user: user.to_string(),
-                csrf,
-                flash: None,
-                created_ms: now_ms,
-                last_seen_ms: now_ms,
-            },
-        );
+    pub fn new(store: Store) -> Sessions {
+        Sessions { store }
+    }
+
+    /// Starts a session and returns its id. Expired sessions (of anyone) are forgotten first.
+    pub async fn create(&self, user: &str, now_ms: i64) -> Result<String, Failure> {
+        self.store
+            .session_prune(now_ms - IDLE_TIMEOUT_MS, now_ms - MAX_AGE_MS)
+            .await?;
+        let random = |e: RandomError| Failure::internal("starting a session", e);
+        let id = random_token().map_err(random)?;
+        let csrf = random_token().map_err(random)?;
+        self.store.session_create(&id, user, &csrf, now_ms).await?;
         Ok(id)
     }
 
     /// The live session with this id, marked as seen now; an expired one is forgotten.
-    pub fn touch(&mut self, id: &str, now_ms: i64) -> Option<&mut Session> {
-        let live = self.by_id.get(id).is_some_and(|s| s.is_live(now_ms));
+    pub async fn touch(&self, id: &str, now_ms: i64) -> Result<Option<Session>, Failure> {
+        let Some(s) = self.store.session_get(id).await? else {
+            return Ok(None);
+        };
+        let live = now_ms.saturating_sub(s.last_seen_ms) < IDLE_TIMEOUT_MS
+            && now_ms.saturating_sub(s.created_ms) < MAX_AGE_MS;
         if !live {
-            self.by_id.remove(id);
-            return None;
+            self.store.session_remove(id).await?;
+            return Ok(None);
         }
-        let s = self.by_id.get_mut(id)?;
-        s.last_seen_ms = now_ms;
-        Some(s)
+        if now_ms.saturating_sub(s.last_seen_ms) >= SEEN_EVERY_MS {
+            self.store.session_seen(id, now_ms).await?;
+        }
+        Ok(Some(Session {
+            user: s.user,
+            csrf: s.csrf,
+        }))
     }
 
     /// Ends a session (logout, or the account went away).
-    pub fn remove(&mut self, id: &str) -> Option<Session> {
-        self.by_id.remove(id)
+    pub async fn remove(&self, id: &str) -> Result<(), Failure> {
+        self.store.session_remove(id).await?;
+        Ok(())
     }
 
     /// Ends every session of an account except `keep` (its password was reset, or it was
     /// disabled); returns how many ended.
-    pub fn remove_user(&mut self, user: &str, keep: Option<&str>) -> usize {
-        let before = self.by_id.len();
-        self.by_id
-            .retain(|id, s| s.user != user || keep.is_some_and(|k| k == id));
-        before - self.by_id.len()
+    pub async fn remove_user(&self, user: &str, keep: Option<&str>) -> Result<u64, Failure> {
+        Ok(self.store.session_remove_user(user, keep).await?)
     }
 
-    /// Sets the message for the session's next page.
-    pub fn set_flash(&mut self, id: &str, flash: Flash) {
-        if let Some(s) = self.by_id.get_mut(id) {
-            s.flash = Some(flash);
+    /// Sets the message for the session's next page. Failing to is logged, not an error: the
+    /// action it reports has been done.
+    pub async fn set_flash(&self, id: &str, flash: Flash) {
+        let f = SessionFlash {
+            error: flash.error,
+            text: flash.text,
+        };
+        if let Err(e) = self.store.session_set_flash(id, &f).await {
+            tracing::warn!(error = %e, "cannot keep the outcome to show on the next page");
         }
     }
 
-    /// Forgets expired sessions.
-    fn prune(&mut self, now_ms: i64) {
-        self.by_id.retain(|_, s| s.is_live(now_ms));
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.by_id.len()
-    }
-}
-
-impl Session {
-    fn is_live(&self, now_ms: i64) -> bool {
-        now_ms.saturating_sub(self.last_seen_ms) < IDLE_TIMEOUT_MS
-            && now_ms.saturating_sub(self.created_ms) < MAX_AGE_MS
+    /// The message for this page, once (none when the store cannot say).
+    pub async fn take_flash(&self, id: &str) -> Option<Flash> {
+        match self.store.session_take_flash(id).await {
+            Ok(f) => f.map(|f| Flash {
+                error: f.error,
+                text: f.text,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the outcome to show on this page");
+                None
+            }
+        }
     }
 }
 
@@ -338,69 +350,156 @@ mod tests {
         t.failed(a, now)
     }
 
-    #[test]
-    fn sessions_expire_after_eight_idle_hours() {
-        let mut s = Sessions::default();
-        let id = s.create("dpo1", T0).unwrap();
-        assert_eq!(id.len(), 64);
-        let seen = T0 + IDLE_TIMEOUT_MS - 1;
-        assert_eq!(s.touch(&id, seen).unwrap().user, "dpo1");
-        // Idle time counts from the last request, not from the login.
-        assert!(s.touch(&id, seen + IDLE_TIMEOUT_MS - 1).is_some());
-        assert!(s.touch(&id, seen + 2 * IDLE_TIMEOUT_MS).is_none());
-        // Forgotten once expired.
-        assert!(s.touch(&id, T0).is_none());
+    fn folder(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "hallpass-console-sessions-{name}-{}",
+            std::process::id()
+        ))
     }
 
-    #[test]
-    fn sessions_end_a_day_after_login_however_busy() {
-        let mut s = Sessions::default();
-        let id = s.create("dpo1", T0).unwrap();
+    /// Sessions over a store of their own, in a fresh folder.
+    async fn sessions(name: &str) -> Sessions {
+        let dir = folder(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        Sessions::new(Store::open(&dir).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_after_eight_idle_hours() {
+        let s = sessions("idle").await;
+        let id = s.create("dpo1", T0).await.unwrap();
+        assert_eq!(id.len(), 64);
+        let seen = T0 + IDLE_TIMEOUT_MS - 1;
+        assert_eq!(s.touch(&id, seen).await.unwrap().unwrap().user, "dpo1");
+        // Idle time counts from the last request, not from the login.
+        assert!(
+            s.touch(&id, seen + IDLE_TIMEOUT_MS - 1)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.touch(&id, seen + 2 * IDLE_TIMEOUT_MS)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Forgotten once expired.
+        assert!(s.touch(&id, T0).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_last_use_is_written_at_most_once_a_minute() {
+        let s = sessions("seen").await;
+        let id = s.create("dpo1", T0).await.unwrap();
+        // Requests within the minute after the login are not written…
+        s.touch(&id, T0 + SEEN_EVERY_MS - 1).await.unwrap().unwrap();
+        assert_eq!(
+            s.store
+                .session_get(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen_ms,
+            T0
+        );
+        // …the first one after it is.
+        s.touch(&id, T0 + SEEN_EVERY_MS).await.unwrap().unwrap();
+        let last = s
+            .store
+            .session_get(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_ms;
+        assert_eq!(last, T0 + SEEN_EVERY_MS);
+        // So a session ends at most a minute early, never late.
+        let end = T0 + SEEN_EVERY_MS + IDLE_TIMEOUT_MS;
+        assert!(s.touch(&id, end - 1).await.unwrap().is_some());
+        assert!(
+            s.touch(&id, end - 1 + IDLE_TIMEOUT_MS)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn sessions_end_a_day_after_login_however_busy() {
+        let s = sessions("day").await;
+        let id = s.create("dpo1", T0).await.unwrap();
         let mut now = T0;
         while now < T0 + MAX_AGE_MS - 60 * MINUTE {
             now += 60 * MINUTE;
-            assert!(s.touch(&id, now).is_some());
+            assert!(s.touch(&id, now).await.unwrap().is_some());
         }
-        assert!(s.touch(&id, T0 + MAX_AGE_MS).is_none());
+        assert!(s.touch(&id, T0 + MAX_AGE_MS).await.unwrap().is_none());
     }
 
-    #[test]
-    fn each_session_has_its_own_id_and_csrf_token() {
-        let mut s = Sessions::default();
-        let a = s.create("dpo1", T0).unwrap();
-        let b = s.create("dpo1", T0).unwrap();
+    #[tokio::test]
+    async fn each_session_has_its_own_id_and_csrf_token_and_the_store_keeps_no_id() {
+        let s = sessions("ids").await;
+        let a = s.create("dpo1", T0).await.unwrap();
+        let b = s.create("dpo1", T0).await.unwrap();
         assert_ne!(a, b);
-        let csrf_a = s.touch(&a, T0).unwrap().csrf.clone();
-        let csrf_b = s.touch(&b, T0).unwrap().csrf.clone();
+        let csrf_a = s.touch(&a, T0).await.unwrap().unwrap().csrf;
+        let csrf_b = s.touch(&b, T0).await.unwrap().unwrap().csrf;
         assert_ne!(csrf_a, csrf_b);
         assert_ne!(csrf_a, a);
-        assert!(s.remove(&a).is_some());
-        assert!(s.touch(&a, T0).is_none());
-        assert!(s.touch(&b, T0).is_some());
-    }
-
-    #[test]
-    fn an_accounts_sessions_end_together_except_the_one_kept() {
-        let mut s = Sessions::default();
-        let a = s.create("dpo1", T0).unwrap();
-        let b = s.create("dpo1", T0).unwrap();
-        let c = s.create("dpo1", T0).unwrap();
-        let other = s.create("dpo2", T0).unwrap();
-        assert_eq!(s.remove_user("dpo1", Some(&b)), 2);
-        assert!(s.touch(&a, T0).is_none() && s.touch(&c, T0).is_none());
-        assert!(s.touch(&b, T0).is_some() && s.touch(&other, T0).is_some());
-        assert_eq!(s.remove_user("dpo1", None), 1);
-        assert!(s.touch(&b, T0).is_none());
-    }
-
-    #[test]
-    fn expired_sessions_are_pruned_at_the_next_login() {
-        let mut s = Sessions::default();
-        for _ in 0..3 {
-            s.create("dpo1", T0).unwrap();
+        // The database file holds neither id.
+        let file = folder("ids").join(hallpass_store::DB_FILE);
+        let db = std::fs::read(&file).unwrap();
+        let wal = std::fs::read(file.with_extension("db-wal")).unwrap_or_default();
+        for id in [&a, &b] {
+            let held = |bytes: &[u8]| bytes.windows(id.len()).any(|w| w == id.as_bytes());
+            assert!(!held(&db) && !held(&wal), "a session id in the store");
         }
-        s.create("dpo2", T0 + IDLE_TIMEOUT_MS).unwrap();
-        assert_eq!(s.len(), 1);
+        s.remove(&a).await.unwrap();
+        assert!(s.touch(&a, T0).await.unwrap().is_none());
+        assert!(s.touch(&b, T0).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_accounts_sessions_end_together_except_the_one_kept() {
+        let s = sessions("user").await;
+        let a = s.create("dpo1", T0).await.unwrap();
+        let b = s.create("dpo1", T0).await.unwrap();
+        let c = s.create("dpo1", T0).await.unwrap();
+        let other = s.create("dpo2", T0).await.unwrap();
+        assert_eq!(s.remove_user("dpo1", Some(&b)).await.unwrap(), 2);
+        assert!(s.touch(&a, T0).await.unwrap().is_none());
+        assert!(s.touch(&c, T0).await.unwrap().is_none());
+        assert!(s.touch(&b, T0).await.unwrap().is_some());
+        assert!(s.touch(&other, T0).await.unwrap().is_some());
+        assert_eq!(s.remove_user("dpo1", None).await.unwrap(), 1);
+        assert!(s.touch(&b, T0).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_flash_is_shown_once() {
+        let s = sessions("flash").await;
+        let id = s.create("dpo1", T0).await.unwrap();
+        assert_eq!(s.take_flash(&id).await, None);
+        let flash = Flash {
+            error: true,
+            text: "Already released by dpo2.".into(),
+        };
+        s.set_flash(&id, flash.clone()).await;
+        assert_eq!(s.take_flash(&id).await, Some(flash));
+        assert_eq!(s.take_flash(&id).await, None);
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_pruned_at_the_next_login() {
+        let s = sessions("prune").await;
+        let mut old = Vec::new();
+        for _ in 0..3 {
+            old.push(s.create("dpo1", T0).await.unwrap());
+        }
+        s.create("dpo2", T0 + IDLE_TIMEOUT_MS).await.unwrap();
+        for id in &old {
+            assert_eq!(s.store.session_get(id).await.unwrap(), None);
+        }
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl App {
             .await
             .map_err(account_failure)?;
         if disabled {
-            self.sessions().remove_user(name, None);
+            self.sessions().remove_user(name, None).await?;
         }
         let action = if disabled { "disable" } else { "enable" };
         tracing::info!(user = name, by = %caller.name, action, "account changed");
@@ -200,7 +200,7 @@ impl App {
         // Whoever knew the old password is logged out; an admin resetting their own keeps
         // the session they are using.
         let keep = caller.session.as_ref().map(|s| s.id.as_str());
-        self.sessions().remove_user(name, keep);
+        self.sessions().remove_user(name, keep).await?;
         tracing::info!(user = name, by = %caller.name, "account password reset");
         self.user(name).await
     }
@@ -208,7 +208,7 @@ impl App {
 
 /// The outcome of a change: JSON (`201` for a new account), or after a form post a redirect to
 /// the users page with the outcome shown there once.
-fn answer<T>(
+async fn answer<T>(
     app: &App,
     posted: &Posted<T>,
     result: Result<User, Failure>,
@@ -234,7 +234,7 @@ fn answer<T>(
             Ok(t) => (false, t),
             Err(t) => (true, crate::api::capitalised(&t)),
         };
-        app.sessions().set_flash(&s.id, Flash { error, text });
+        app.sessions().set_flash(&s.id, Flash { error, text }).await;
     }
     Redirect::to("/users").into_response()
 }
@@ -255,6 +255,7 @@ pub(crate) async fn add(State(app): State<App>, posted: Posted<AddUserInput>) ->
     answer(&app, &posted, result, true, |u| {
         format!("Added {} ({}).", u.name, u.role.as_str())
     })
+    .await
 }
 
 /// `POST /api/users/{name}/disable`.
@@ -270,6 +271,7 @@ pub(crate) async fn disable(
             u.name
         )
     })
+    .await
 }
 
 /// `POST /api/users/{name}/enable`.
@@ -282,6 +284,7 @@ pub(crate) async fn enable(
     answer(&app, &posted, result, false, |u| {
         format!("Enabled {}.", u.name)
     })
+    .await
 }
 
 /// `POST /api/users/{name}/password`: `password`.
@@ -296,6 +299,7 @@ pub(crate) async fn password(
     answer(&app, &posted, result, false, |u| {
         format!("Set a new password for {}.", u.name)
     })
+    .await
 }
 
 /// A caller of an `/api/*` route, failures told as JSON.
@@ -353,7 +357,7 @@ pub(crate) async fn page(
         })
         .collect();
     let t = UsersPage {
-        nav: app.nav(&caller, crate::pages::Section::Users),
+        nav: app.nav(&caller, crate::pages::Section::Users).await,
         rows,
         min_password: MIN_PASSWORD,
     };

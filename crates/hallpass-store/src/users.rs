@@ -48,6 +48,7 @@ impl Store {
     }
 
     /// Sets a new password; `Err(NoSuchUser)` for an unknown name.
+    /// Every console session of the account ends: whoever knew the old password is logged out.
     pub async fn user_set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
         let hash = hash_password(password).await?;
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
@@ -55,26 +56,36 @@ impl Store {
             .bind(name)
             .execute(&self.pool)
             .await?;
-        one_user(done.rows_affected())
+        one_user(done.rows_affected())?;
+        self.session_remove_user(name, None).await?;
+        Ok(())
     }
 
     /// Removes a user (and so their token); `Err(NoSuchUser)` for an unknown name.
+    /// Its console sessions end with it (an account made again under the name starts afresh).
     pub async fn user_remove(&self, name: &str) -> Result<(), StoreError> {
         let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await?;
-        one_user(done.rows_affected())
+        one_user(done.rows_affected())?;
+        self.session_remove_user(name, None).await?;
+        Ok(())
     }
 
     /// Disables or re-enables a user; `Err(NoSuchUser)` for an unknown name.
+    /// Disabling ends the account's console sessions.
     pub async fn user_set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
             .bind(disabled)
             .bind(name)
             .execute(&self.pool)
             .await?;
-        one_user(done.rows_affected())
+        one_user(done.rows_affected())?;
+        if disabled {
+            self.session_remove_user(name, None).await?;
+        }
+        Ok(())
     }
 
     /// All users, by name.
@@ -323,7 +334,7 @@ fn dummy_hash() -> Result<&'static str, StoreError> {
     Ok(DUMMY.get_or_init(|| hash))
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 

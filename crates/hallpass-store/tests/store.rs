@@ -1556,6 +1556,62 @@ both_backends!(
     two_handles_on_one_folder_both_work,
 );
 
+async fn console_sessions_are_shared_by_relays_and_end_with_their_account(db: Db) {
+    use hallpass_store::{Role, SessionFlash};
+    let (a, b) = (db.open().await, db.open_node("node-b").await);
+    a.user_add("dpo1", Role::Dpo, "a long dpo password")
+        .await
+        .unwrap();
+    let id = "a".repeat(64);
+    a.session_create(&id, "dpo1", "csrf-1", T0).await.unwrap();
+    // Relay B knows the session relay A started.
+    let s = b.session_get(&id).await.unwrap().expect("shared");
+    assert_eq!((s.user.as_str(), s.csrf.as_str()), ("dpo1", "csrf-1"));
+    assert_eq!((s.created_ms, s.last_seen_ms), (T0, T0));
+    b.session_seen(&id, T0 + 5).await.unwrap();
+    a.session_seen(&id, T0 + 1).await.unwrap(); // never back in time
+    assert_eq!(
+        a.session_get(&id).await.unwrap().unwrap().last_seen_ms,
+        T0 + 5
+    );
+    // Only a hash of the id is kept.
+    let mut conn = db.raw().await;
+    let kept: Vec<String> = sqlx::query_scalar("SELECT id_hash FROM console_sessions")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_ne!(kept[0], id);
+    // A flash set on one relay is shown once, on either.
+    let flash = SessionFlash {
+        error: false,
+        text: "Released.".into(),
+    };
+    a.session_set_flash(&id, &flash).await.unwrap();
+    assert_eq!(b.session_take_flash(&id).await.unwrap(), Some(flash));
+    assert_eq!(a.session_take_flash(&id).await.unwrap(), None);
+    // A password reset, disabling or removing the account from the terminal ends its sessions.
+    b.user_set_password("dpo1", "another long password")
+        .await
+        .unwrap();
+    assert_eq!(a.session_get(&id).await.unwrap(), None);
+    a.session_create(&id, "dpo1", "csrf-2", T0).await.unwrap();
+    b.user_set_disabled("dpo1", true).await.unwrap();
+    assert_eq!(a.session_get(&id).await.unwrap(), None);
+    b.user_set_disabled("dpo1", false).await.unwrap();
+    a.session_create(&id, "dpo1", "csrf-3", T0).await.unwrap();
+    b.user_remove("dpo1").await.unwrap();
+    assert_eq!(a.session_get(&id).await.unwrap(), None);
+    // Expired ones go: idle, or too old.
+    a.session_create("1", "dpo2", "c", T0).await.unwrap();
+    a.session_create("2", "dpo2", "c", T0 + 10).await.unwrap();
+    a.session_seen("2", T0 + 100).await.unwrap();
+    assert_eq!(a.session_prune(T0 + 50, T0 - 1).await.unwrap(), 1);
+    assert!(b.session_get("2").await.unwrap().is_some());
+    assert_eq!(a.session_prune(T0, T0 + 10).await.unwrap(), 1);
+    assert!(!b.session_remove("2").await.unwrap());
+}
+
 async fn counting_at_once_on_two_handles_misses_no_one(db: Db) {
     // Two relays adding to one sender's window at the same moment: every total is different,
     // and the last one counts everybody.
@@ -1577,7 +1633,10 @@ async fn counting_at_once_on_two_handles_misses_no_one(db: Db) {
     assert_eq!(totals, (1..=24).collect::<Vec<u64>>());
 }
 
-both_backends!(counting_at_once_on_two_handles_misses_no_one);
+both_backends!(
+    counting_at_once_on_two_handles_misses_no_one,
+    console_sessions_are_shared_by_relays_and_end_with_their_account
+);
 
 /// Relays A and B on one PostgreSQL store, each with its own spool folder.
 async fn two_relays(name: &str) -> Option<(Db, Store, Store)> {
