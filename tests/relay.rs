@@ -374,6 +374,32 @@ fn a_message_refused_with_451_counts_once_in_the_sender_window() {
     assert_eq!(held[0]["message_id"], "more@lumen.sch.uk");
 }
 
+/// With `bulk_send` set to refuse, the message that passes the window is refused (550) and is
+/// not counted: the sender, told to send to fewer people, can still send within the limit.
+#[test]
+fn a_message_refused_with_550_is_not_counted_in_the_sender_window() {
+    let dir = temp_dir("window-550");
+    let relay = Relay::start(
+        &dir,
+        "dir:outbox",
+        "[rules.bulk_send]\naction = \"reject\"\nwindow_recipients = 3\nwindow_seconds = 3600\n",
+    );
+    let send_to = |subject: &str, rcpts: &[&str]| {
+        let data = message(rcpts[0], "", subject, "Hello.");
+        send(relay.addr, "teacher@lumen.sch.uk", rcpts, &data)
+    };
+    let r = send_to("first", &["a@example.com", "b@example.com"]);
+    assert_eq!(r.0, 250, "{r:?}");
+    for _ in 0..3 {
+        let r = send_to("too-many", &["c@example.com", "d@example.com"]);
+        assert_eq!(r.0, 550, "2 + 2 passes 3: {r:?}");
+    }
+    let r = send_to("one-more", &["c@example.com"]);
+    assert_eq!(r.0, 250, "2 + 1 is within 3, whatever was refused: {r:?}");
+    let r = send_to("and-another", &["d@example.com"]);
+    assert_eq!(r.0, 550, "the window still counts what went: {r:?}");
+}
+
 #[test]
 fn a_message_acknowledged_before_a_kill_is_delivered_after_restart() {
     let dir = temp_dir("crash");

@@ -466,35 +466,42 @@ impl Relay {
             .filter(|r| engine.policy().classify(r) != RecipientClass::Internal)
             .count() as u64;
         let counted = outside > 0 && !envelope.mail_from.is_empty();
+        let sender = envelope.mail_from.to_ascii_lowercase();
+        // The window counts mail that was accepted. A message refused (550) or not kept (451,
+        // the client sends it again and it counts then) is taken back out; so is one whose
+        // count failed half-way (a commit whose answer was lost).
+        let take_back = || async {
+            if let Err(e) = self.counters.take_back(&sender, &id, outside).await {
+                tracing::warn!(id = %id, error = %e, "cannot take a refused message out of the sender's window; it counts twice if sent again");
+            }
+        };
         let window = if counted {
             let w = &config.rules.bulk_send;
-            Some(
-                self.counters
-                    .add_event_and_count(
-                        &envelope.mail_from.to_ascii_lowercase(),
-                        &id,
-                        outside,
-                        received_ms,
-                        (w.window_seconds * 1000) as i64,
-                    )
-                    .await
-                    .context("cannot count the sender's recent recipients")?,
-            )
+            let count = self
+                .counters
+                .add_event_and_count(
+                    &sender,
+                    &id,
+                    outside,
+                    received_ms,
+                    (w.window_seconds * 1000) as i64,
+                )
+                .await;
+            match count {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    take_back().await;
+                    return Err(e).context("cannot count the sender's recent recipients");
+                }
+            }
         } else {
             None
         };
         let reply = self
             .scan_and_keep(&engine, &id, received_ms, &envelope, data, window)
             .await;
-        if reply.is_err() && counted {
-            // Not accepted (451): the client sends it again, and it counts then, once.
-            if let Err(e) = self
-                .counters
-                .take_back(&envelope.mail_from.to_ascii_lowercase(), &id, outside)
-                .await
-            {
-                tracing::warn!(id = %id, error = %e, "cannot take a refused message out of the sender's window; it counts twice when sent again");
-            }
+        if counted && !matches!(&reply, Ok(r) if r.code == 250) {
+            take_back().await;
         }
         reply
     }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use hallpass_store::{Actor, AuditEntry, Role, User};
+use hallpass_store::{Actor, AuditEntry, PasswordStamp, Role, User};
 use serde::Serialize;
 
 use crate::App;
@@ -94,7 +94,10 @@ pub(crate) async fn login(State(app): State<App>, req: Request) -> Response {
     let verified = if name.chars().count() > MAX_NAME || input.password.len() > MAX_PASSWORD {
         Ok(None)
     } else {
-        app.console.store.user_verify(&name, &input.password).await
+        app.console
+            .store
+            .user_verify_stamped(&name, &input.password)
+            .await
     };
     let actor = |name: &str| Actor {
         name: name.to_string(),
@@ -110,7 +113,7 @@ pub(crate) async fn login(State(app): State<App>, req: Request) -> Response {
                 &name,
             )
         }
-        Ok(Some(u)) if matches!(u.role, Role::Dpo | Role::Admin) => {
+        Ok(Some((u, stamp))) if matches!(u.role, Role::Dpo | Role::Admin) => {
             app.throttle().succeeded(attempt);
             // A session from before this login is replaced, not kept beside the new one.
             if let Some(old) = &old_session
@@ -118,12 +121,13 @@ pub(crate) async fn login(State(app): State<App>, req: Request) -> Response {
             {
                 return refuse(&app, form, f, &name);
             }
-            match start_session(&app, form, &u, actor(&u.name), now).await {
+            match start_session(&app, form, &u, &stamp, actor(&u.name), now).await {
                 Ok(response) => response,
                 Err(f) => refuse(&app, form, f, &name),
             }
         }
         Ok(other) => {
+            let other = other.map(|(u, _)| u);
             let locked = app.throttle().failed(attempt, now);
             // Only a real account's name goes into the audit trail: what people type into the
             // name field by mistake is sometimes their password.
@@ -145,7 +149,8 @@ pub(crate) async fn login(State(app): State<App>, req: Request) -> Response {
                         "{n} failed logins in 15 minutes: the account is locked for 15 minutes"
                     ),
                     Locked::Address(a) => format!(
-                        "{MAX_FAILURES} failed logins in 15 minutes from {a}: the address is locked for 15 minutes"
+                        "{MAX_FAILURES} failed logins in 15 minutes from {}: the address is locked for 15 minutes",
+                        crate::session::shown(a)
                     ),
                 };
                 app.audit(entry(&who, "login-locked", detail, now)).await;
@@ -162,16 +167,27 @@ async fn start_session(
     app: &App,
     form: bool,
     user: &User,
+    stamp: &PasswordStamp,
     actor: Actor,
     now: i64,
 ) -> Result<Response, Failure> {
+    // None: the password was changed, or the account disabled, while this one was checked.
+    let id = app
+        .sessions()
+        .create(&user.name, now, stamp)
+        .await?
+        .ok_or(Failure::Unauthenticated)?;
     let detail = format!("logged in to the console as {}", user.role);
-    app.console
+    if let Err(e) = app
+        .console
         .store
         .audit(&entry(&actor, "login", detail, now))
         .await
-        .map_err(|e| Failure::internal("auditing a login", e))?;
-    let id = app.sessions().create(&user.name, now).await?;
+    {
+        // No login that is not in the audit trail.
+        let _ = app.sessions().remove(&id).await;
+        return Err(Failure::internal("auditing a login", e));
+    }
     tracing::info!(user = %user.name, "console login");
     let mut response = if form {
         Redirect::to("/held").into_response()

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use hallpass_store::{SessionFlash, Store};
+use hallpass_store::{PasswordStamp, SessionFlash, Store};
 
 use crate::error::Failure;
 
@@ -63,16 +63,26 @@ impl Sessions {
         Sessions { store }
     }
 
-    /// Starts a session and returns its id. Expired sessions (of anyone) are forgotten first.
-    pub async fn create(&self, user: &str, now_ms: i64) -> Result<String, Failure> {
+    /// Starts a session for `user`, whose password `stamp` was just checked, and returns its id;
+    /// `None` when the password has changed since, or the account was disabled. Expired sessions
+    /// (of anyone) are forgotten first.
+    pub async fn create(
+        &self,
+        user: &str,
+        now_ms: i64,
+        stamp: &PasswordStamp,
+    ) -> Result<Option<String>, Failure> {
         self.store
             .session_prune(now_ms - IDLE_TIMEOUT_MS, now_ms - MAX_AGE_MS)
             .await?;
         let random = |e: RandomError| Failure::internal("starting a session", e);
         let id = random_token().map_err(random)?;
         let csrf = random_token().map_err(random)?;
-        self.store.session_create(&id, user, &csrf, now_ms).await?;
-        Ok(id)
+        let made = self
+            .store
+            .session_create(&id, user, &csrf, now_ms, stamp)
+            .await?;
+        Ok(made.then_some(id))
     }
 
     /// The live session with this id, marked as seen now; an expired one is forgotten.
@@ -99,12 +109,6 @@ impl Sessions {
     pub async fn remove(&self, id: &str) -> Result<(), Failure> {
         self.store.session_remove(id).await?;
         Ok(())
-    }
-
-    /// Ends every session of an account except `keep` (its password was reset, or it was
-    /// disabled); returns how many ended.
-    pub async fn remove_user(&self, user: &str, keep: Option<&str>) -> Result<u64, Failure> {
-        Ok(self.store.session_remove_user(user, keep).await?)
     }
 
     /// Sets the message for the session's next page. Failing to is logged, not an error: the
@@ -230,6 +234,29 @@ impl Record {
     }
 }
 
+/// The address failures are counted against: an IPv4 address itself, an IPv6 address's /64
+/// (one host may use any address in its /64, so counting each would let it guess without end).
+pub(crate) fn counted_as(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// How a locked address is named in the audit trail: `192.0.2.7`, or `2001:db8:1:2::/64`.
+pub(crate) fn shown(address: IpAddr) -> String {
+    match address {
+        IpAddr::V6(v6) => format!("{v6}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
 /// Failures that lock an account, for an attempt from `address`.
 fn account_limit(address: Option<IpAddr>) -> usize {
     if address.is_some() {
@@ -255,6 +282,7 @@ impl Throttle {
         address: Option<IpAddr>,
         now_ms: i64,
     ) -> Result<Attempt, i64> {
+        let address = address.map(counted_as);
         if self.accounts.len() + self.addresses.len() > 10_000 {
             self.prune(now_ms);
         }
@@ -357,17 +385,37 @@ mod tests {
         ))
     }
 
-    /// Sessions over a store of their own, in a fresh folder.
+    const PASSWORD: &str = "a long test password";
+
+    /// Sessions over a store of their own, in a fresh folder, with accounts dpo1 and dpo2.
     async fn sessions(name: &str) -> Sessions {
         let dir = folder(name);
         let _ = std::fs::remove_dir_all(&dir);
-        Sessions::new(Store::open(&dir).await.unwrap())
+        let store = Store::open(&dir).await.unwrap();
+        for user in ["dpo1", "dpo2"] {
+            store
+                .user_add(user, hallpass_store::Role::Dpo, PASSWORD)
+                .await
+                .unwrap();
+        }
+        Sessions::new(store)
+    }
+
+    /// A login: the password checked, then the session started.
+    async fn log_in(s: &Sessions, user: &str, now: i64) -> String {
+        let (_, stamp) = s
+            .store
+            .user_verify_stamped(user, PASSWORD)
+            .await
+            .unwrap()
+            .unwrap();
+        s.create(user, now, &stamp).await.unwrap().unwrap()
     }
 
     #[tokio::test]
     async fn sessions_expire_after_eight_idle_hours() {
         let s = sessions("idle").await;
-        let id = s.create("dpo1", T0).await.unwrap();
+        let id = log_in(&s, "dpo1", T0).await;
         assert_eq!(id.len(), 64);
         let seen = T0 + IDLE_TIMEOUT_MS - 1;
         assert_eq!(s.touch(&id, seen).await.unwrap().unwrap().user, "dpo1");
@@ -391,7 +439,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_use_is_written_at_most_once_a_minute() {
         let s = sessions("seen").await;
-        let id = s.create("dpo1", T0).await.unwrap();
+        let id = log_in(&s, "dpo1", T0).await;
         // Requests within the minute after the login are not written…
         s.touch(&id, T0 + SEEN_EVERY_MS - 1).await.unwrap().unwrap();
         assert_eq!(
@@ -427,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn sessions_end_a_day_after_login_however_busy() {
         let s = sessions("day").await;
-        let id = s.create("dpo1", T0).await.unwrap();
+        let id = log_in(&s, "dpo1", T0).await;
         let mut now = T0;
         while now < T0 + MAX_AGE_MS - 60 * MINUTE {
             now += 60 * MINUTE;
@@ -439,8 +487,8 @@ mod tests {
     #[tokio::test]
     async fn each_session_has_its_own_id_and_csrf_token_and_the_store_keeps_no_id() {
         let s = sessions("ids").await;
-        let a = s.create("dpo1", T0).await.unwrap();
-        let b = s.create("dpo1", T0).await.unwrap();
+        let a = log_in(&s, "dpo1", T0).await;
+        let b = log_in(&s, "dpo1", T0).await;
         assert_ne!(a, b);
         let csrf_a = s.touch(&a, T0).await.unwrap().unwrap().csrf;
         let csrf_b = s.touch(&b, T0).await.unwrap().unwrap().csrf;
@@ -462,23 +510,26 @@ mod tests {
     #[tokio::test]
     async fn an_accounts_sessions_end_together_except_the_one_kept() {
         let s = sessions("user").await;
-        let a = s.create("dpo1", T0).await.unwrap();
-        let b = s.create("dpo1", T0).await.unwrap();
-        let c = s.create("dpo1", T0).await.unwrap();
-        let other = s.create("dpo2", T0).await.unwrap();
-        assert_eq!(s.remove_user("dpo1", Some(&b)).await.unwrap(), 2);
+        let a = log_in(&s, "dpo1", T0).await;
+        let b = log_in(&s, "dpo1", T0).await;
+        let c = log_in(&s, "dpo1", T0).await;
+        let other = log_in(&s, "dpo2", T0).await;
+        assert_eq!(
+            s.store.session_remove_user("dpo1", Some(&b)).await.unwrap(),
+            2
+        );
         assert!(s.touch(&a, T0).await.unwrap().is_none());
         assert!(s.touch(&c, T0).await.unwrap().is_none());
         assert!(s.touch(&b, T0).await.unwrap().is_some());
         assert!(s.touch(&other, T0).await.unwrap().is_some());
-        assert_eq!(s.remove_user("dpo1", None).await.unwrap(), 1);
+        assert_eq!(s.store.session_remove_user("dpo1", None).await.unwrap(), 1);
         assert!(s.touch(&b, T0).await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn a_flash_is_shown_once() {
         let s = sessions("flash").await;
-        let id = s.create("dpo1", T0).await.unwrap();
+        let id = log_in(&s, "dpo1", T0).await;
         assert_eq!(s.take_flash(&id).await, None);
         let flash = Flash {
             error: true,
@@ -494,9 +545,9 @@ mod tests {
         let s = sessions("prune").await;
         let mut old = Vec::new();
         for _ in 0..3 {
-            old.push(s.create("dpo1", T0).await.unwrap());
+            old.push(log_in(&s, "dpo1", T0).await);
         }
-        s.create("dpo2", T0 + IDLE_TIMEOUT_MS).await.unwrap();
+        log_in(&s, "dpo2", T0 + IDLE_TIMEOUT_MS).await;
         for id in &old {
             assert_eq!(s.store.session_get(id).await.unwrap(), None);
         }
@@ -538,6 +589,25 @@ mod tests {
             .begin("dpo1", ip("198.51.100.1"), T0 + 3 + LOCK_MS)
             .unwrap();
         t.succeeded(a);
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_slash_64() {
+        let mut t = Throttle::default();
+        for i in 0..MAX_FAILURES - 1 {
+            assert!(fail(&mut t, "dpo1", ip(&format!("2001:db8:1:2::{i:x}")), T0).is_empty());
+        }
+        let locked = fail(&mut t, "dpo1", ip("2001:db8:1:2:ffff::1"), T0);
+        assert_eq!(locked, vec![Locked::Address(ip("2001:db8:1:2::").unwrap())]);
+        assert_eq!(shown(ip("2001:db8:1:2::").unwrap()), "2001:db8:1:2::/64");
+        assert!(t.begin("dpo2", ip("2001:db8:1:2::abcd"), T0 + 1).is_err());
+        // The next /64 is another host; an IPv4-mapped address is its IPv4 address.
+        let a = t.begin("dpo1", ip("2001:db8:1:3::1"), T0 + 1).unwrap();
+        t.succeeded(a);
+        assert_eq!(
+            counted_as(ip("::ffff:192.0.2.1").unwrap()),
+            ip("192.0.2.1").unwrap()
+        );
     }
 
     #[test]

@@ -176,9 +176,6 @@ impl App {
             .user_set_disabled_by(name, disabled, &caller.actor(), clock::now_ms())
             .await
             .map_err(account_failure)?;
-        if disabled {
-            self.sessions().remove_user(name, None).await?;
-        }
         let action = if disabled { "disable" } else { "enable" };
         tracing::info!(user = name, by = %caller.name, action, "account changed");
         self.user(name).await
@@ -192,15 +189,14 @@ impl App {
     ) -> Result<User, Failure> {
         admin_only(caller)?;
         check_password(password)?;
+        // Whoever knew the old password is logged out, in the same change; an admin resetting
+        // their own keeps the session they are using.
+        let keep = caller.session.as_ref().map(|s| s.id.as_str());
         self.console
             .store
-            .user_set_password_by(name, password, &caller.actor(), clock::now_ms())
+            .user_set_password_by(name, password, &caller.actor(), clock::now_ms(), keep)
             .await
             .map_err(account_failure)?;
-        // Whoever knew the old password is logged out; an admin resetting their own keeps
-        // the session they are using.
-        let keep = caller.session.as_ref().map(|s| s.id.as_str());
-        self.sessions().remove_user(name, keep).await?;
         tracing::info!(user = name, by = %caller.name, "account password reset");
         self.user(name).await
     }

@@ -72,7 +72,7 @@ pub use error::StoreError;
 pub use id::new_id;
 pub use redis_counters::{REDIS_TIMEOUT, RETRY_EVERY, RedisCounters, WindowCounters};
 pub use retention::RETENTION_REASON;
-pub use sessions::{ConsoleSession, SessionFlash};
+pub use sessions::{ConsoleSession, PasswordStamp, SessionFlash};
 pub use spool::Spool;
 pub use stats::{DayRuleCount, DetectorStats};
 pub use store::{DB_FILE, SPOOL_DIR, Store};

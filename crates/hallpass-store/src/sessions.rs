@@ -7,8 +7,35 @@
 use sqlx::Row;
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::{Conn, Store};
 use crate::users::token_hash;
+
+/// Proof of a password checked just now ([`Store::user_verify_stamped`]): a session started with
+/// it ([`Store::session_create`]) is created only if the account still has that password and is
+/// enabled, so a login racing a password reset or a disabling cannot outlive it.
+#[derive(Clone)]
+pub struct PasswordStamp(pub(crate) String);
+
+impl std::fmt::Debug for PasswordStamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordStamp(..)")
+    }
+}
+
+/// Ends `user`'s sessions but `keep`, within the caller's transaction (a password reset, a
+/// disabling or a removal and the end of the sessions are one change).
+pub(crate) async fn end_sessions(
+    tx: &mut Conn,
+    user: &str,
+    keep: Option<&str>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM console_sessions WHERE user_name = $1 AND id_hash <> $2")
+        .bind(user)
+        .bind(keep.map(token_hash).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected())
+}
 
 /// A login session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,25 +60,32 @@ pub struct SessionFlash {
 }
 
 impl Store {
-    /// Records a new session `id` (the cookie's value) for `user`.
+    /// Records a new session `id` (the cookie's value) for `user`, whose password `stamp` was
+    /// checked: false (and no session) when the account's password has changed since, or it
+    /// was disabled or removed.
     pub async fn session_create(
         &self,
         id: &str,
         user: &str,
         csrf: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+        stamp: &PasswordStamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "INSERT INTO console_sessions (id_hash, user_name, csrf, created_ms, last_seen_ms) \
-             VALUES ($1, $2, $3, $4, $4)",
+             SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), \
+                    CAST($4 AS BIGINT), CAST($4 AS BIGINT) \
+             WHERE EXISTS (SELECT 1 FROM users \
+                           WHERE name = $2 AND password_hash = $5 AND NOT disabled)",
         )
         .bind(token_hash(id))
         .bind(user)
         .bind(csrf)
         .bind(now_ms)
+        .bind(&stamp.0)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// The session with this id, if there is one.
@@ -102,13 +136,8 @@ impl Store {
         user: &str,
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM console_sessions WHERE user_name = $1 AND id_hash <> $2")
-                .bind(user)
-                .bind(keep.map(token_hash).unwrap_or_default())
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected())
+        let mut conn = self.pool.acquire().await?;
+        end_sessions(&mut conn, user, keep).await
     }
 
     /// Ends the sessions last used at or before `idle_before_ms` or started at or before

@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
+
+use crate::sessions::{PasswordStamp, end_sessions};
 use sqlx::Row;
 
 use crate::error::StoreError;
@@ -51,40 +53,46 @@ impl Store {
     /// Every console session of the account ends: whoever knew the old password is logged out.
     pub async fn user_set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
         let hash = hash_password(password).await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
             .bind(hash)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         one_user(done.rows_affected())?;
-        self.session_remove_user(name, None).await?;
+        end_sessions(&mut tx, name, None).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Removes a user (and so their token); `Err(NoSuchUser)` for an unknown name.
     /// Its console sessions end with it (an account made again under the name starts afresh).
     pub async fn user_remove(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         one_user(done.rows_affected())?;
-        self.session_remove_user(name, None).await?;
+        end_sessions(&mut tx, name, None).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Disables or re-enables a user; `Err(NoSuchUser)` for an unknown name.
     /// Disabling ends the account's console sessions.
     pub async fn user_set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
             .bind(disabled)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         one_user(done.rows_affected())?;
         if disabled {
-            self.session_remove_user(name, None).await?;
+            end_sessions(&mut tx, name, None).await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -154,6 +162,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         one_user(done.rows_affected())?;
+        if disabled {
+            end_sessions(&mut tx, name, None).await?;
+        }
         let (action, detail) = if disabled {
             ("user-disable", "account disabled")
         } else {
@@ -166,12 +177,15 @@ impl Store {
 
     /// As [`Store::user_set_password`], by `actor`, with an audit entry `user-passwd` (target:
     /// the name; never the password) in the same transaction.
+    /// The account's console sessions end but `keep_session` (an admin resetting their own
+    /// password keeps the session they are using).
     pub async fn user_set_password_by(
         &self,
         name: &str,
         password: &str,
         actor: &Actor,
         now_ms: i64,
+        keep_session: Option<&str>,
     ) -> Result<(), StoreError> {
         let hash = hash_password(password).await?;
         let mut tx = self.begin_write().await?;
@@ -181,6 +195,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         one_user(done.rows_affected())?;
+        end_sessions(&mut tx, name, keep_session).await?;
         let e = user_entry(actor, "user-passwd", name, "password reset", now_ms);
         insert_audit(&mut tx, &e).await?;
         tx.commit().await?;
@@ -195,6 +210,18 @@ impl Store {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .user_verify_stamped(name, password)
+            .await?
+            .map(|(user, _)| user))
+    }
+
+    /// As [`Store::user_verify`], with the proof a console session is started with.
+    pub async fn user_verify_stamped(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<(User, PasswordStamp)>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
@@ -211,8 +238,9 @@ impl Store {
             None => (None, None),
         };
         let password = password.to_string();
+        let checked = hash.clone();
         let ok = tokio::task::spawn_blocking(move || {
-            let hash = match hash {
+            let hash = match checked {
                 Some(h) => h,
                 None => dummy_hash()?.to_string(),
             };
@@ -220,7 +248,10 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Crypto(e.to_string()))??;
-        Ok(user.filter(|u| ok && !u.disabled))
+        Ok(user
+            .zip(hash)
+            .filter(|(u, _)| ok && !u.disabled)
+            .map(|(u, h)| (u, PasswordStamp(h))))
     }
 
     /// A new random API token for the user (256 bits; returned once, stored as its SHA-256),

@@ -1563,7 +1563,22 @@ async fn console_sessions_are_shared_by_relays_and_end_with_their_account(db: Db
         .await
         .unwrap();
     let id = "a".repeat(64);
-    a.session_create(&id, "dpo1", "csrf-1", T0).await.unwrap();
+    let checked = |s: &hallpass_store::Store, password: &'static str| {
+        let s = s.clone();
+        async move {
+            s.user_verify_stamped("dpo1", password)
+                .await
+                .unwrap()
+                .expect("the right password")
+                .1
+        }
+    };
+    let first = checked(&a, "a long dpo password").await;
+    assert!(
+        a.session_create(&id, "dpo1", "csrf-1", T0, &first)
+            .await
+            .unwrap()
+    );
     // Relay B knows the session relay A started.
     let s = b.session_get(&id).await.unwrap().expect("shared");
     assert_eq!((s.user.as_str(), s.csrf.as_str()), ("dpo1", "csrf-1"));
@@ -1595,16 +1610,61 @@ async fn console_sessions_are_shared_by_relays_and_end_with_their_account(db: Db
         .await
         .unwrap();
     assert_eq!(a.session_get(&id).await.unwrap(), None);
-    a.session_create(&id, "dpo1", "csrf-2", T0).await.unwrap();
+    // A login whose password was checked before the reset cannot start a session after it.
+    assert!(
+        !a.session_create(&id, "dpo1", "csrf-2", T0, &first)
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.session_get(&id).await.unwrap(), None);
+    let second = checked(&b, "another long password").await;
+    assert!(
+        a.session_create(&id, "dpo1", "csrf-2", T0, &second)
+            .await
+            .unwrap()
+    );
     b.user_set_disabled("dpo1", true).await.unwrap();
     assert_eq!(a.session_get(&id).await.unwrap(), None);
+    assert!(
+        !a.session_create(&id, "dpo1", "csrf-2", T0, &second)
+            .await
+            .unwrap(),
+        "not while disabled"
+    );
     b.user_set_disabled("dpo1", false).await.unwrap();
-    a.session_create(&id, "dpo1", "csrf-3", T0).await.unwrap();
+    assert!(
+        a.session_create(&id, "dpo1", "csrf-3", T0, &second)
+            .await
+            .unwrap()
+    );
     b.user_remove("dpo1").await.unwrap();
     assert_eq!(a.session_get(&id).await.unwrap(), None);
+    assert!(
+        !a.session_create(&id, "dpo1", "csrf-3", T0, &second)
+            .await
+            .unwrap(),
+        "not once removed"
+    );
     // Expired ones go: idle, or too old.
-    a.session_create("1", "dpo2", "c", T0).await.unwrap();
-    a.session_create("2", "dpo2", "c", T0 + 10).await.unwrap();
+    a.user_add("dpo2", Role::Dpo, "a long dpo password")
+        .await
+        .unwrap();
+    let other = a
+        .user_verify_stamped("dpo2", "a long dpo password")
+        .await
+        .unwrap()
+        .unwrap()
+        .1;
+    assert!(
+        a.session_create("1", "dpo2", "c", T0, &other)
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.session_create("2", "dpo2", "c", T0 + 10, &other)
+            .await
+            .unwrap()
+    );
     a.session_seen("2", T0 + 100).await.unwrap();
     assert_eq!(a.session_prune(T0 + 50, T0 - 1).await.unwrap(), 1);
     assert!(b.session_get("2").await.unwrap().is_some());
