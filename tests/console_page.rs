@@ -98,13 +98,7 @@ fn a_held_message_page_shows_no_value_unmasked_and_the_eml_download_is_audited()
     let plain = plain_with_csv(&v);
     let html = html_only(&v);
     for data in [&plain, &html] {
-        let r = send(
-            relay.addr,
-            "teacher@lumen.sch.uk",
-            &["parent@example.com"],
-            data,
-        );
-        assert_eq!(r.0, 250, "{r:?}");
+        send_to_parent(relay.addr, data);
     }
     let held = relay.held();
     assert_eq!(held.len(), 2, "both held: {held:?}");
@@ -279,13 +273,7 @@ fn a_school_detector_is_called_by_its_plain_name_in_the_notice_and_the_console()
         "payroll",
         "Your payroll number is PAY-482913 for the claim.",
     );
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
     let notice = eventually("the held notice", || {
         notices(&relay.outbox()).into_iter().next()
     });

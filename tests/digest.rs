@@ -72,13 +72,7 @@ fn the_dpo_gets_one_digest_a_day_listing_what_waits_with_links_and_no_values() {
         .unwrap()
         .to_string();
     let data = message("parent@example.com", "", "ReferralZeta", &record);
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
     let held = relay.held();
     assert_eq!(held.len(), 1);
     let id = held[0]["id"].as_str().unwrap().to_string();

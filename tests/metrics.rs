@@ -57,22 +57,10 @@ fn metrics_are_scraped_with_a_token_and_count_what_the_relay_did() {
     let pupil = pupil_record();
 
     let clean = message("parent@example.com", "", "trip", "The trip leaves at nine.");
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &clean,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &clean);
     for subject in ["referral-a", "referral-b"] {
         let held = message("parent@example.com", "", subject, &pupil);
-        let r = send(
-            relay.addr,
-            "teacher@lumen.sch.uk",
-            &["parent@example.com"],
-            &held,
-        );
-        assert_eq!(r.0, 250, "{r:?}");
+        let r = send_to_parent(relay.addr, &held);
         assert!(r.1.contains("held"), "{r:?}");
     }
 

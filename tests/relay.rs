@@ -166,13 +166,7 @@ fn a_held_message_can_be_rejected_and_is_never_delivered() {
     let dir = temp_dir("reject-held");
     let relay = Relay::start(&dir, "dir:outbox", "");
     let data = message("parent@example.com", "", "record", &pupil_record());
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
     let id = relay.held()[0]["id"].as_str().unwrap().to_string();
     let out = relay.hallpass(&["held", "reject", &id, "--reason", "wrong parent"], "");
     assert!(
@@ -1040,13 +1034,7 @@ fn the_console_runs_beside_the_relay_and_a_release_there_is_delivered() {
     let dir = temp_dir("console");
     let relay = Relay::start(&dir, "dir:outbox", "");
     let data = message("parent@example.com", "", "console", &pupil_record());
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
 
     let (status, _, _) = http(relay.console, "GET", "/api/held", &[], "");
     assert_eq!(status, 401, "no credentials, no data");
@@ -1175,13 +1163,7 @@ fn the_sender_is_told_when_a_message_is_held_and_when_it_is_rejected() {
     let dir = temp_dir("notices");
     let relay = Relay::start(&dir, "dir:outbox", "");
     let data = message("parent@example.com", "", "notice", &pupil_record());
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
     let held = eventually("the held notice", || {
         Some(notices(&relay.outbox())).filter(|n| n.len() == 1)
     });
@@ -1224,13 +1206,7 @@ fn notices_can_be_switched_off_and_reworded() {
     let dir = temp_dir("notices-off");
     let relay = Relay::start(&dir, "dir:outbox", "[notifications]\nenabled = false\n");
     let data = message("parent@example.com", "", "quiet", &pupil_record());
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(notices(&relay.outbox()).is_empty());
     drop(relay);
@@ -1243,13 +1219,7 @@ fn notices_can_be_switched_off_and_reworded() {
     )
     .unwrap();
     let relay = Relay::start(&dir, "dir:outbox", "");
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
     let n = eventually("the reworded notice", || {
         Some(notices(&relay.outbox())).filter(|n| !n.is_empty())
     });

@@ -130,13 +130,7 @@ fn a_detector_file_change_is_picked_up() {
         "codeword",
         "Please find the notes on the Bluebird intervention group attached.",
     );
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &codeword,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    let r = send_to_parent(relay.addr, &codeword);
     assert!(!r.1.contains("held"), "{r:?}");
 
     // A school adds its own detector for a confidential project's name.
@@ -154,13 +148,7 @@ confidence_without_context = "high"
     eventually("the detector reload", || {
         Some(()).filter(|()| reloads(&relay) >= 1)
     });
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &codeword,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    let r = send_to_parent(relay.addr, &codeword);
     assert!(r.1.contains("held"), "the new detector is in force: {r:?}");
 }
 

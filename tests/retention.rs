@@ -28,13 +28,7 @@ fn a_held_message_past_its_period_is_rejected_and_the_sender_told() {
     let dir = temp_dir("retention");
     let mut relay = Relay::start(&dir, "dir:outbox", "");
     let data = message("parent@example.com", "", "old", &pupil_record());
-    let r = send(
-        relay.addr,
-        "teacher@lumen.sch.uk",
-        &["parent@example.com"],
-        &data,
-    );
-    assert_eq!(r.0, 250, "{r:?}");
+    send_to_parent(relay.addr, &data);
     eventually("the held notice", || {
         Some(()).filter(|()| notices(&relay.outbox()).len() == 1)
     });

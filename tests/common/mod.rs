@@ -673,3 +673,10 @@ pub fn login(console: SocketAddr, user: &str, password: &str) -> String {
         .expect("a session cookie")
         .to_string()
 }
+
+/// A teacher's message to a parent, which must be accepted (`250`); the reply.
+pub fn send_to_parent(relay: SocketAddr, data: &[u8]) -> (u16, String) {
+    let r = send(relay, "teacher@lumen.sch.uk", &["parent@example.com"], data);
+    assert_eq!(r.0, 250, "{r:?}");
+    r
+}
