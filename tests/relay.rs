@@ -1102,6 +1102,72 @@ fn the_console_runs_beside_the_relay_and_a_release_there_is_delivered() {
     );
 }
 
+/// A decision owes the sender a notice until it is queued: when the spool cannot take it (a full
+/// or read-only disk), the relay tries again and the sender is told once the disk is back.
+#[test]
+fn a_notice_that_cannot_be_queued_is_sent_once_the_disk_is_back() {
+    let dir = temp_dir("notice-owed");
+    let relay = Relay::start(&dir, "dir:outbox", "");
+    send_to_parent(
+        relay.addr,
+        &message("parent@example.com", "", "owed", &pupil_record()),
+    );
+    eventually("the held notice", || {
+        (notices(&relay.outbox()).len() == 1).then_some(())
+    });
+    let id = relay.held()[0]["id"].as_str().unwrap().to_string();
+    relay.add_user("dpo", "dpo", "a long dpo password");
+    let out = relay.hallpass(&["user", "token", "dpo"], "");
+    let bearer = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+
+    let spool = dir.join("data/spool");
+    let moved = dir.join("data/spool-away");
+    std::fs::rename(&spool, &moved).unwrap();
+    std::fs::write(&spool, b"not a folder").unwrap();
+    let (status, _, body) = http(
+        relay.console,
+        "POST",
+        &format!("/api/held/{id}/reject"),
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"reason":"the wrong parent"}"#,
+    );
+    assert_eq!(status, 200, "the decision does not need the disk: {body}");
+    eventually("a failed try at the notice", || {
+        relay
+            .log
+            .lock()
+            .unwrap()
+            .contains("cannot queue the sender's notice")
+            .then_some(())
+    });
+    assert_eq!(notices(&relay.outbox()).len(), 1, "not yet");
+
+    std::fs::remove_file(&spool).unwrap();
+    std::fs::rename(&moved, &spool).unwrap();
+    let all = eventually("the rejection notice", || {
+        Some(notices(&relay.outbox())).filter(|n| n.len() == 2)
+    });
+    let texts: Vec<String> = all
+        .iter()
+        .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let rejected = texts
+        .iter()
+        .find(|t| t.contains("was not sent"))
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(rejected.contains("the wrong parent"), "{rejected}");
+    assert!(
+        rejected.contains("\"owed\""),
+        "the subject, from the spool: {rejected}"
+    );
+    // Told once: nothing more comes.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(notices(&relay.outbox()).len(), 2);
+}
+
 #[test]
 fn a_release_from_the_terminal_can_move_parents_to_bcc_and_mark_a_false_positive() {
     let dir = temp_dir("release-bcc");

@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use hallpass_engine::Engine;
-use hallpass_store::{Actor, HeldFilter, HeldRecord, HeldStatus, Spool, Store, StoreError};
+use hallpass_store::{Actor, HeldFilter, HeldRecord, HeldStatus, StoreError};
 use serde_json::json;
 
-use crate::{EXIT_FAILURE, clock, notify, serve};
+use crate::{EXIT_FAILURE, clock, serve};
 
 /// What to do.
 pub enum Action {
@@ -168,7 +168,6 @@ pub async fn run(engine: Engine, action: Action) -> anyhow::Result<ExitCode> {
                         r.rcpt.len(),
                         if bcc { " with To/Cc rewritten" } else { "" }
                     );
-                    tell_sender(&engine, &store, &spool, notify::Kind::Released, &r).await;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(StoreError::AlreadyDecided { status, by, at_ms }) => {
@@ -179,9 +178,8 @@ pub async fn run(engine: Engine, action: Action) -> anyhow::Result<ExitCode> {
         }
         Action::Reject { id, reason } => {
             match store.reject(&id, &actor(), &reason, clock::now_ms()).await {
-                Ok(r) => {
+                Ok(_) => {
                     println!("rejected {id}");
-                    tell_sender(&engine, &store, &spool, notify::Kind::Rejected(reason), &r).await;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(StoreError::NotFound) => not_found(&id),
@@ -191,28 +189,6 @@ pub async fn run(engine: Engine, action: Action) -> anyhow::Result<ExitCode> {
                 Err(e) => Err(e.into()),
             }
         }
-    }
-}
-
-/// Tells the sender what the DPO decided; the running relay delivers it.
-async fn tell_sender(
-    engine: &Engine,
-    store: &Store,
-    spool: &Spool,
-    kind: notify::Kind,
-    h: &HeldRecord,
-) {
-    let message = spool.read(&h.spool_id).await.unwrap_or_default();
-    let about = notify::About {
-        id: &h.id,
-        sender: &h.from,
-        recipients: &h.rcpt,
-        rules: &h.rules,
-        findings: &h.findings,
-        message: &message,
-    };
-    if let Err(e) = notify::send(engine, store, spool, kind, &about).await {
-        eprintln!("hallpass: the sender could not be told: {e:#}");
     }
 }
 

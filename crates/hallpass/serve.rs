@@ -224,9 +224,9 @@ pub async fn run(engine: Engine, config_path: std::path::PathBuf) -> anyhow::Res
         decided: {
             let relay = relay.clone();
             Arc::new(
-                move |held: hallpass_store::HeldRecord, reason: Option<String>| {
+                move |_held: hallpass_store::HeldRecord, _reason: Option<String>| {
                     let relay = relay.clone();
-                    Box::pin(async move { relay.tell_sender(&held, reason).await })
+                    Box::pin(async move { relay.send_due_notices().await })
                 },
             )
         },
@@ -664,27 +664,64 @@ impl Relay {
         Ok(Reply::new(250, "2.0.0", text))
     }
 
-    /// Tells the sender what the DPO decided about their held copy.
-    async fn tell_sender(&self, held: &hallpass_store::HeldRecord, rejected: Option<String>) {
-        let message = self.spool.read(&held.spool_id).await.unwrap_or_default();
-        let about = notify::About {
-            id: &held.id,
-            sender: &held.from,
-            recipients: &held.rcpt,
-            rules: &held.rules,
-            findings: &held.findings,
-            message: &message,
-        };
-        let kind = match rejected {
-            Some(reason) => notify::Kind::Rejected(reason),
-            None => notify::Kind::Released,
-        };
-        match notify::send(&self.live.engine(), &self.store, &self.spool, kind, &about).await {
-            Ok(true) => self.wake.notify_one(),
-            Ok(false) => {}
+    /// Queues the notices senders are owed about decided held copies (released, rejected by
+    /// the DPO or for age), whoever decided and on whichever relay: after a decision in this
+    /// console at once, and on every housekeeping pass for the rest (the terminal's decisions,
+    /// and any a crash or a full disk left owed).
+    async fn send_due_notices(&self) {
+        const CLAIM_MS: i64 = 60_000;
+        const RETRY_MS: i64 = 5_000;
+        let now = clock::now_ms();
+        let due = match self.store.notices_due(now, 100).await {
+            Ok(due) => due,
             Err(e) => {
-                tracing::error!(id = %held.id, error = %format!("{e:#}"), "cannot queue the sender's notice")
+                tracing::error!(error = %e, "cannot read the notices owed to senders");
+                return;
             }
+        };
+        let mut queued = false;
+        for held in due {
+            match self.store.notice_claim(&held.id, now, now + CLAIM_MS).await {
+                Ok(true) => {}
+                Ok(false) => continue, // another relay, or this one, has it
+                Err(e) => {
+                    tracing::error!(id = %held.id, error = %e, "cannot claim a sender's notice");
+                    continue;
+                }
+            }
+            let kind = match held.status {
+                hallpass_store::HeldStatus::Rejected => {
+                    notify::Kind::Rejected(held.reason.clone().unwrap_or_default())
+                }
+                _ => notify::Kind::Released,
+            };
+            let message = self.spool.read(&held.spool_id).await.unwrap_or_default();
+            let about = notify::About {
+                id: &held.id,
+                sender: &held.from,
+                recipients: &held.rcpt,
+                rules: &held.rules,
+                findings: &held.findings,
+                message: &message,
+            };
+            let sent =
+                notify::send(&self.live.engine(), &self.store, &self.spool, kind, &about).await;
+            let recorded = match sent {
+                Ok(q) => {
+                    queued |= q;
+                    self.store.notice_done(&held.id).await
+                }
+                Err(e) => {
+                    tracing::error!(id = %held.id, error = %format!("{e:#}"), "cannot queue the sender's notice; trying again shortly");
+                    self.store.notice_later(&held.id, now + RETRY_MS).await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(id = %held.id, error = %e, "cannot record a sender's notice; it is tried again when its claim runs out");
+            }
+        }
+        if queued {
+            self.wake.notify_one();
         }
     }
 
@@ -796,6 +833,7 @@ async fn worker(
                 tracing::error!(error = %e, "cannot requeue expired deliveries");
             }
             clean_spool(&relay).await;
+            relay.send_due_notices().await;
             let engine = relay.live.engine();
             if crate::digest::maybe_send(
                 &engine,
@@ -1034,15 +1072,7 @@ async fn purge(relay: &Relay) {
     }
     // Held copies this sweep rejected for age: their senders are told, as for a DPO's
     // rejection, before the files go (the notice is written from the message's headers).
-    match relay.store.rejected_for_age(&actor, now).await {
-        Ok(expired) => {
-            for h in expired {
-                let reason = h.reason.clone();
-                relay.tell_sender(&h, reason).await;
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot list the messages rejected for age"),
-    }
+    relay.send_due_notices().await;
     remove_finished(relay, ids).await;
     // Records of delivered mail go after the shorter period, a bounded number per sweep.
     let cut = clock::now_ms() - i64::from(s.decided_retention_days) * DAY_MS;

@@ -64,7 +64,8 @@ impl Store {
     /// `UPDATE … WHERE status = 'held'`; if it was already decided,
     /// `Err(StoreError::AlreadyDecided { status, by, at_ms })`), its recipients are queued for
     /// delivery (due at `now_ms`) from `spool_id` (the copy's own spool file, or a rewritten one
-    /// the caller wrote first), and an audit entry "release" is written.
+    /// the caller wrote first), an audit entry "release" is written, and the sender is owed a
+    /// notice ([`Store::notices_due`]).
     /// `false_positive`: also records (copy id, each detector of its findings, actor, time) in
     /// the false_positives table and audits it as "false-positive".
     pub async fn release(
@@ -79,7 +80,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE copies SET status = 'released', decided_by = $1, decided_ms = $2, \
-             send_spool_id = CASE WHEN spool_id = $3 THEN NULL ELSE $4 END, queued_ms = $5 \
+             send_spool_id = CASE WHEN spool_id = $3 THEN NULL ELSE $4 END, queued_ms = $5, \
+             notice_due_ms = $5 \
              WHERE id = $6 AND kind = 'hold' AND status = 'held'",
         )
         .bind(&actor.name)
@@ -165,7 +167,8 @@ impl Store {
 
     /// Atomically: the held copy `id` becomes rejected (only if still held, as for
     /// [`Store::release`]), its recipients will never be sent to, and an audit entry "reject"
-    /// with the reason is written. Telling the sender is the caller's (a notice copy).
+    /// with the reason is written. The sender's notice is then owed ([`Store::notices_due`]), as
+    /// after a release.
     pub async fn reject(
         &self,
         id: &str,
@@ -175,8 +178,8 @@ impl Store {
     ) -> Result<HeldRecord, StoreError> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE copies SET status = 'rejected', decided_by = $1, decided_ms = $2, reason = $3 \
-             WHERE id = $4 AND kind = 'hold' AND status = 'held'",
+            "UPDATE copies SET status = 'rejected', decided_by = $1, decided_ms = $2, reason = $3, \
+             notice_due_ms = $2 WHERE id = $4 AND kind = 'hold' AND status = 'held'",
         )
         .bind(&actor.name)
         .bind(now_ms)

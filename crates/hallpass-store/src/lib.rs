@@ -54,6 +54,7 @@ mod forget;
 mod group;
 mod held;
 mod id;
+mod notices;
 mod redis_counters;
 mod retention;
 mod sessions;

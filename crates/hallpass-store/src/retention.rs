@@ -6,10 +6,10 @@
 use sqlx::Row;
 
 use crate::error::StoreError;
-use crate::held::{fetch_one, insert_audit};
+use crate::held::insert_audit;
 use crate::store::{Store, finished};
 use crate::time::fmt_utc;
-use crate::types::{Actor, AuditEntry, HeldRecord};
+use crate::types::{Actor, AuditEntry};
 
 /// The reason a held copy rejected for its age is given.
 pub const RETENTION_REASON: &str = "retention period passed";
@@ -60,7 +60,7 @@ impl Store {
         for id in &expired {
             sqlx::query(
                 "UPDATE copies SET status = 'rejected', decided_by = $1, decided_ms = $2, \
-                 reason = $3, purged_ms = $4 WHERE id = $5 AND status = 'held'",
+                 reason = $3, purged_ms = $4, notice_due_ms = $4 WHERE id = $5 AND status = 'held'",
             )
             .bind(&actor.name)
             .bind(now_ms)
@@ -142,34 +142,5 @@ fn entry(actor: &Actor, id: &str, detail: String, now_ms: i64) -> AuditEntry {
         action: "purge".into(),
         target: Some(id.to_string()),
         detail,
-    }
-}
-
-impl Store {
-    /// The held copies a [`Store::purge`] at `now_ms` by `actor` rejected for age (decided by
-    /// that actor at exactly that time, with [`RETENTION_REASON`]): their senders are told.
-    /// Each copy is rejected once, by one relay's purge, so each is returned once.
-    pub async fn rejected_for_age(
-        &self,
-        actor: &Actor,
-        now_ms: i64,
-    ) -> Result<Vec<HeldRecord>, StoreError> {
-        let mut conn = self.read_conn().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM copies WHERE kind = 'hold' AND status = 'rejected' \
-             AND decided_by = $1 AND decided_ms = $2 AND reason = $3 ORDER BY id",
-        )
-        .bind(&actor.name)
-        .bind(now_ms)
-        .bind(RETENTION_REASON)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut records = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = fetch_one(&mut conn, &id).await? {
-                records.push(r);
-            }
-        }
-        Ok(records)
     }
 }

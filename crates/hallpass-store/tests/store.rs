@@ -1695,6 +1695,7 @@ async fn counting_at_once_on_two_handles_misses_no_one(db: Db) {
 
 both_backends!(
     counting_at_once_on_two_handles_misses_no_one,
+    a_decision_owes_the_sender_a_notice_until_one_relay_has_queued_it,
     console_sessions_are_shared_by_relays_and_end_with_their_account
 );
 
@@ -2018,18 +2019,17 @@ async fn shared_store_a_purge_on_any_relay_drops_the_databases_copy_of_the_bytes
     b.purge(T0 + 40 * day, 30 * day, 7 * day, &retention)
         .await
         .unwrap();
-    // Rejected for age by this sweep: its sender is told, from the bytes still in the store.
-    let expired = b.rejected_for_age(&retention, T0 + 40 * day).await.unwrap();
+    // Rejected for age by this sweep: its sender is owed a notice, written from the bytes still
+    // in the store.
+    let expired = b.notices_due(T0 + 40 * day, 10).await.unwrap();
     assert_eq!(expired.len(), 1);
+    assert_eq!(
+        expired[0].reason.as_deref(),
+        Some(hallpass_store::RETENTION_REASON)
+    );
     assert_eq!(
         b.spool().read(&expired[0].spool_id).await.unwrap(),
         b"held bytes"
-    );
-    assert!(
-        b.rejected_for_age(&retention, T0 + 41 * day)
-            .await
-            .unwrap()
-            .is_empty()
     );
     // The next sweep takes the bytes out of the database.
     b.purge(T0 + 40 * day + 300_000, 30 * day, 7 * day, &retention)
@@ -2040,6 +2040,71 @@ async fn shared_store_a_purge_on_any_relay_drops_the_databases_copy_of_the_bytes
         0,
         "the personal data left the database with the purge"
     );
+}
+
+async fn a_decision_owes_the_sender_a_notice_until_one_relay_has_queued_it(db: Db) {
+    let (a, b) = (db.open().await, db.open_node("node-b").await);
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let file = new_id();
+        a.spool().write(&file, b"held").await.unwrap();
+        let held = held_copy(&file, &["parent@example.com"], &["bulk_send"], vec![]);
+        let id = held.id.clone();
+        a.accept_spooled(&message("teacher@lumen.sch.uk", T0 + n, vec![held]))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    assert!(
+        a.notices_due(T0 + 100, 10).await.unwrap().is_empty(),
+        "held: nothing owed"
+    );
+    let dpo = dpo("dpo1");
+    a.release(
+        &ids[0],
+        &dpo,
+        &a.held_get(&ids[0]).await.unwrap().unwrap().spool_id,
+        false,
+        T0 + 10,
+    )
+    .await
+    .unwrap();
+    b.reject(&ids[1], &dpo, "wrong parent", T0 + 11)
+        .await
+        .unwrap();
+    // Both relays see both owed, oldest first; nothing before its time.
+    assert!(b.notices_due(T0 + 9, 10).await.unwrap().is_empty());
+    let due = b.notices_due(T0 + 20, 10).await.unwrap();
+    let got: Vec<(&str, HeldStatus)> = due.iter().map(|h| (h.id.as_str(), h.status)).collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0].as_str(), HeldStatus::Released),
+            (ids[1].as_str(), HeldStatus::Rejected)
+        ]
+    );
+    // One relay claims each; the other cannot while the claim runs.
+    assert!(a.notice_claim(&ids[0], T0 + 20, T0 + 60_020).await.unwrap());
+    assert!(!b.notice_claim(&ids[0], T0 + 21, T0 + 60_021).await.unwrap());
+    assert_eq!(b.notices_due(T0 + 21, 10).await.unwrap().len(), 1);
+    a.notice_done(&ids[0]).await.unwrap();
+    // A relay that claimed and died: the claim runs out and another relay takes it.
+    assert!(a.notice_claim(&ids[1], T0 + 20, T0 + 60_020).await.unwrap());
+    assert!(b.notices_due(T0 + 60_019, 10).await.unwrap().is_empty());
+    assert!(
+        b.notice_claim(&ids[1], T0 + 60_020, T0 + 120_020)
+            .await
+            .unwrap()
+    );
+    // A failed try comes back when asked.
+    b.notice_later(&ids[1], T0 + 65_000).await.unwrap();
+    assert!(b.notices_due(T0 + 64_999, 10).await.unwrap().is_empty());
+    assert_eq!(b.notices_due(T0 + 65_000, 10).await.unwrap().len(), 1);
+    b.notice_done(&ids[1]).await.unwrap();
+    assert!(a.notices_due(T0 + 999_999, 10).await.unwrap().is_empty());
+    // Done is done: a later try cannot make it owed again.
+    b.notice_later(&ids[1], T0).await.unwrap();
+    assert!(a.notices_due(T0 + 999_999, 10).await.unwrap().is_empty());
 }
 
 async fn rules_that_let_mail_through_are_counted_per_day(db: Db) {
