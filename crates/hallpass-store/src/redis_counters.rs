@@ -204,18 +204,26 @@ impl Counters for RedisCounters {
         }
     }
 
-    /// Out of both: the store's count is the fallback and the floor of Redis's.
+    /// Out of both: the store's count is the fallback and the floor of Redis's. An error when
+    /// either keeps the event (Redis unreachable: it stays there until it leaves the window).
     async fn take_back(&self, sender: &str, event: &str, n: u64) -> Result<(), StoreError> {
         let local = self.local.take_back(sender, event, n);
         if !self.worth_trying() {
             return local.await;
         }
         let (shared, local) = tokio::join!(self.redis_take_back(sender, event, n), local);
+        local?;
         match shared {
-            Ok(()) => self.answered(),
-            Err(e) => self.failed(&e),
+            Ok(()) => {
+                self.answered();
+                Ok(())
+            }
+            Err(e) => {
+                self.failed(&e);
+                // Redis keeps the event until it leaves the window, and its count wins.
+                Err(StoreError::Redis(e))
+            }
         }
-        local
     }
 }
 

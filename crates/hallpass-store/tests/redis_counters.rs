@@ -236,6 +236,16 @@ async fn without_redis_the_store_counts_and_bulk_sends_are_still_limited() {
     assert_eq!(a.add_and_count(s, 10, T0, HOUR).await.unwrap(), 10);
     assert_eq!(a.add_and_count(s, 5, T0 + 1_000, HOUR).await.unwrap(), 15);
     assert_eq!(a.add_and_count(s, 1, T0 + HOUR, HOUR).await.unwrap(), 6);
+    // A refused message is taken back out of the store's window, which is all there is now.
+    let refused = new_id();
+    assert_eq!(
+        a.add_event_and_count(s, &refused, 4, T0 + HOUR + 1, HOUR)
+            .await
+            .unwrap(),
+        10
+    );
+    a.take_back(s, &refused, 4).await.unwrap();
+    assert_eq!(a.add_and_count(s, 0, T0 + HOUR + 2, HOUR).await.unwrap(), 6);
 }
 
 #[test]
@@ -317,4 +327,35 @@ async fn counting_goes_on_through_a_redis_outage_and_back() {
     assert_eq!(a.add_and_count(s, 1, T0 + 2_000, HOUR).await.unwrap(), 16);
     until_up(&b).await;
     assert_eq!(b.add_and_count(s, 2, T0 + 3_000, HOUR).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_take_back_that_redis_misses_is_an_error_and_the_store_still_forgets_it() {
+    if redis().await.is_none() {
+        return;
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("redis://127.0.0.1:{port}/");
+    let server = OwnRedis::start(port).expect("redis-server runs (it comes with Redis)");
+    let tmp = TempDir::new("redis-take-back-down");
+    let a = relay(&tmp, "a", &url, &prefix("backdown")).await;
+    until_up(&a).await;
+    let s = "teacher@lumen.sch.uk";
+    let refused = new_id();
+    assert_eq!(
+        a.add_event_and_count(s, &refused, 30, T0, HOUR)
+            .await
+            .unwrap(),
+        30
+    );
+    // Redis goes away between the count and the take-back: it would keep the event, so the
+    // relay is told (and logs that the message counts twice if sent again).
+    server.stop();
+    let err = a.take_back(s, &refused, 30).await.unwrap_err();
+    assert!(err.to_string().contains("Redis"), "{err}");
+    // The store's window no longer has it.
+    assert_eq!(a.add_and_count(s, 0, T0 + 1, HOUR).await.unwrap(), 0);
 }
