@@ -172,7 +172,7 @@ async fn start_session(
     now: i64,
 ) -> Result<Response, Failure> {
     // None: the password was changed, or the account disabled, while this one was checked.
-    let id = app
+    let (id, csrf) = app
         .sessions()
         .create(&user.name, now, stamp)
         .await?
@@ -192,12 +192,6 @@ async fn start_session(
     let mut response = if form {
         Redirect::to("/held").into_response()
     } else {
-        let csrf = app
-            .sessions()
-            .touch(&id, now)
-            .await?
-            .map(|s| s.csrf)
-            .unwrap_or_default();
         Json(LoggedIn {
             user: &user.name,
             role: user.role.as_str(),

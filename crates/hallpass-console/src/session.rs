@@ -63,15 +63,15 @@ impl Sessions {
         Sessions { store }
     }
 
-    /// Starts a session for `user`, whose password `stamp` was just checked, and returns its id;
-    /// `None` when the password has changed since, or the account was disabled. Expired sessions
-    /// (of anyone) are forgotten first.
+    /// Starts a session for `user`, whose password `stamp` was just checked, and returns its id
+    /// and CSRF token; `None` when the password has changed since, or the account was disabled.
+    /// Expired sessions (of anyone) are forgotten first.
     pub async fn create(
         &self,
         user: &str,
         now_ms: i64,
         stamp: &PasswordStamp,
-    ) -> Result<Option<String>, Failure> {
+    ) -> Result<Option<(String, String)>, Failure> {
         self.store
             .session_prune(now_ms - IDLE_TIMEOUT_MS, now_ms - MAX_AGE_MS)
             .await?;
@@ -82,7 +82,7 @@ impl Sessions {
             .store
             .session_create(&id, user, &csrf, now_ms, stamp)
             .await?;
-        Ok(made.then_some(id))
+        Ok(made.then_some((id, csrf)))
     }
 
     /// The live session with this id, marked as seen now; an expired one is forgotten.
@@ -409,7 +409,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        s.create(user, now, &stamp).await.unwrap().unwrap()
+        s.create(user, now, &stamp).await.unwrap().unwrap().0
     }
 
     #[tokio::test]
